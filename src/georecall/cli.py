@@ -1,0 +1,175 @@
+"""The ``georecall`` command line: a thin layer over the library.
+
+Bad input never shows a traceback: it exits with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from georecall import __version__
+from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, apply_overrides
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(click.ClickException):
+    """A user error: one line on stderr, exit status 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"georecall: error: {self.format_message()}", err=True)
+
+
+def _parse_seeds(value: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in value.split(",") if s.strip())
+    except ValueError:
+        raise BadInput(f"--seeds expects comma-separated integers such as 0,1,2, got {value!r}") from None
+    if not seeds:
+        raise BadInput(f"--seeds expects comma-separated integers such as 0,1,2, got {value!r}")
+    return seeds
+
+
+def _progress_bar(total: int, enabled: bool):  # -> (callback, close)
+    """A tqdm bar on stderr that appears only once a run has taken more than two seconds."""
+    if not enabled or total == 0:
+        return None, lambda: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, delay=2.0, dynamic_ncols=True)
+
+    def update(p) -> None:
+        bar.update(p.step - bar.n)
+        if p.accuracy is not None:
+            bar.set_postfix(active=p.active, acc=f"{min(p.accuracy):.3f}")
+
+    return update, bar.close
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="georecall")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+def cli(verbose: bool) -> None:
+    """georecall: geometric factual recall in transformers, runnable and measurable."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="georecall: %(levelname)s: %(message)s")
+
+
+_T, _M, _R = TaskConfig(), ModelConfig(), TrainConfig()
+
+
+@cli.command()
+@click.option("--n-subjects", type=int, help=f"N, subjects (and attributes). [default: {_T.n_subjects}]")
+@click.option("--n-relations", type=int, help=f"K, relations, each a bijection. [default: {_T.n_relations}]")
+@click.option("--hops", type=int, help=f"k, relations per chain; r_1 applied first. [default: {_T.n_hops}]")
+@click.option("--cot", type=click.Choice(["none", "interleaved", "question-first"]), is_flag=False,
+              flag_value="interleaved", help="Chain-of-thought format; a bare --cot means interleaved. "
+              "[default: none]")
+@click.option("--d-model", type=int, help=f"Residual width d. [default: {_M.d_model}]")
+@click.option("--d-mlp", type=int, help=f"MLP hidden width. [default: {_M.d_mlp}]")
+@click.option("--n-layers", type=int, help=f"Transformer blocks. [default: {_M.n_layers}]")
+@click.option("--n-heads", type=int, help=f"Attention heads per block. [default: {_M.n_heads}]")
+@click.option("--layernorm/--no-layernorm", default=None, help="Pre-LayerNorm on or off. [default: on]")
+@click.option("--frozen-embeddings", is_flag=True, default=None,
+              help="Keep token and position embeddings at their random init.")
+@click.option("--steps", type=int, help=f"Step budget. [default: {_R.steps}]")
+@click.option("--lr", type=float, help=f"Peak learning rate (AdamW). [default: {_R.lr}]")
+@click.option("--seeds", default="0", show_default=True,
+              help="Comma-separated seeds; one ensemble member per seed, trained together.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N. [default: auto]")
+@click.option("--out", type=click.Path(file_okay=False), help="Write the run directory here "
+              "(default: $GEORECALL_OUT/train/<config hash> if GEORECALL_OUT is set, else nothing is written).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Any other config field, e.g. --set train.batch_size=256 --set model.d_mlp2=64. Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot: str | None,
+          d_model: int | None, d_mlp: int | None, n_layers: int | None, n_heads: int | None,
+          layernorm: bool | None, frozen_embeddings: bool | None, steps: int | None, lr: float | None,
+          seeds: str, device: str | None, out: str | None, overrides: tuple[str, ...], as_json: bool,
+          quiet: bool) -> None:
+    """Train an ensemble (one model per seed) on a world of facts and report its accuracy.
+
+    \b
+    Example:
+      georecall train --n-subjects 512 --n-relations 4 --d-model 32 --seeds 0,1,2,3 --json
+    """
+    task = {"n_subjects": n_subjects, "n_relations": n_relations, "n_hops": hops,
+            "cot": None if cot is None else cot.replace("-", "_")}
+    model = {"d_model": d_model, "d_mlp": d_mlp, "n_layers": n_layers, "n_heads": n_heads,
+             "layernorm": layernorm, "frozen_embeddings": frozen_embeddings}
+    tr = {"steps": steps, "lr": lr, "device": device}
+    try:
+        config = RunConfig(
+            task=TaskConfig(**{k: v for k, v in task.items() if v is not None}),
+            model=ModelConfig(**{k: v for k, v in model.items() if v is not None}),
+            train=TrainConfig(**{k: v for k, v in tr.items() if v is not None}),
+            seeds=_parse_seeds(seeds),
+        )
+        config = apply_overrides(config, overrides)
+        from georecall.tasks import resolve_query_count
+        from georecall.training import resolve_device
+
+        resolve_query_count(config.task)  # refuse an oversized query set before any work
+        resolve_device(config.train.device)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+
+    from georecall.results import save_run
+    from georecall.training import train as train_ensemble
+
+    callback, close = _progress_bar(config.train.steps, enabled=not quiet)
+    try:
+        run = train_ensemble(config, progress=callback)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    finally:
+        close()
+    out_dir = out
+    if out_dir is None and os.environ.get("GEORECALL_OUT"):
+        out_dir = os.path.join(os.environ["GEORECALL_OUT"], "train", config.config_hash()[:12])
+    if out_dir is not None:
+        save_run(run, out_dir)
+    res = run.result
+    if as_json:
+        payload = {**dataclasses.asdict(res), "config": config.to_dict(), "config_hash": config.config_hash(),
+                   "out": out_dir}
+        click.echo(json.dumps(payload))
+        return
+    t = config.task
+    click.echo(f"N={t.n_subjects} K={t.n_relations} k={t.n_hops} cot={t.cot}  d_model={config.model.d_model} "
+               f"d_mlp={config.model.d_mlp}  {res.n_queries} queries  {res.n_params['total']:,} params/model  "
+               f"{res.wall_time_s:.1f}s on {res.device}")
+    for seed, acc, steps_, why in zip(res.seeds, res.accuracy, res.steps, res.stop_reason):
+        click.echo(f"  seed {seed}: accuracy {acc:.4f}  after {steps_} steps ({why})")
+    if out_dir is not None:
+        click.echo(f"run written to {out_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the CLI and turns every user error into one line and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="georecall", standalone_mode=False)
+    except click.exceptions.Exit as ex:
+        return ex.exit_code
+    except click.exceptions.Abort:
+        click.echo("georecall: aborted", err=True)
+        return 130
+    except click.ClickException as ex:  # usage errors and BadInput
+        msg = ex.format_message().replace("\n", " ")
+        click.echo(f"georecall: error: {msg}", err=True)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

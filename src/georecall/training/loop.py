@@ -1,0 +1,210 @@
+"""Train an ensemble: one member per seed, AdamW, loss on answer positions only, per-member stopping.
+
+Members are independent models that share kernels, not parameters: the loss is the sum of the
+members' mean losses, so each member's gradient is that of its own loss. A member that reaches the
+target accuracy stops updating (its weights at that step are kept), as does a member whose loss turns
+non-finite (the reason is recorded); the ensemble ends when every member has stopped or the step
+budget is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from georecall.config import RunConfig, TrainConfig
+from georecall.model import Transformer, param_counts
+from georecall.results import TrainResult, TrainRun, run_meta
+from georecall.tasks import QuerySet, context_length, make_queries, stack_queries, world_for
+from georecall.training.evaluate import answer_scores, evaluate
+
+log = logging.getLogger(__name__)
+
+BATCH_STREAM = 0xBA7C
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to the progress callback after every step (``step`` = steps done so far)."""
+
+    step: int
+    total: int
+    active: int  # members still training
+    accuracy: list[float] | None  # latest evaluated accuracy per member (None between evaluations)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unavailable device raises ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} requested but MPS is not available")
+    return dev
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """The learning-rate multiplier at ``step``: linear warm-up, then cosine to ``min_lr_ratio`` or constant."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class _Batches:
+    """Per-member minibatch indices: each member walks its own epoch permutations from its own seed."""
+
+    def __init__(self, n_queries: int, batch_size: int, seeds: tuple[int, ...], device: torch.device) -> None:
+        self.n, self.bs, self.device = n_queries, min(batch_size, n_queries), device
+        self.gens = [torch.Generator().manual_seed(s * 1_000_003 + BATCH_STREAM) for s in seeds]
+        self.perm = self._new_epoch()
+        self.cursor = 0
+
+    def _new_epoch(self) -> torch.Tensor:
+        return torch.stack([torch.randperm(self.n, generator=g) for g in self.gens]).to(self.device)
+
+    def next(self) -> torch.Tensor:  # [E, bs]
+        if self.cursor + self.bs > self.n:
+            self.perm, self.cursor = self._new_epoch(), 0
+        idx = self.perm[:, self.cursor:self.cursor + self.bs]
+        self.cursor += self.bs
+        return idx
+
+
+def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` [E, b] of a per-member tensor ``x`` [E, B, ...]."""
+    return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(*idx.shape, *x.shape[2:]))
+
+
+def build_model(config: RunConfig, d_vocab: int) -> Transformer:
+    """The ensemble for ``config``: member e initialised from ``config.seeds[e]``."""
+    return Transformer(config.model, d_vocab=d_vocab, n_ctx=context_length(config.task),
+                       n_members=len(config.seeds), seeds=config.seeds)
+
+
+def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = None,
+          model: Transformer | None = None) -> TrainRun:
+    """Train one ensemble (one member per seed) on its worlds' queries and return the live run.
+
+    ``model`` may hand in an already built ensemble (e.g. with frozen parts set by hand); by default it
+    is built from the config. Nothing is written to disk: see :func:`georecall.results.save_run`.
+    """
+    t0 = time.perf_counter()
+    tc, seeds = config.train, config.seeds
+    device = resolve_device(tc.device)
+    worlds = [world_for(config.task, s) for s in seeds]
+    data: QuerySet = stack_queries([make_queries(w, config.task, seed=s) for w, s in zip(worlds, seeds)])
+    if data.sampled:
+        log.info("query space N*K^k = %d exceeds the limit; training on a sample of %d", data.n_total, len(data))
+    if model is None:
+        model = build_model(config, worlds[0].vocab.d_vocab)
+    if model.n_members != len(seeds):
+        raise ValueError(f"model has {model.n_members} members but the config names {len(seeds)} seeds")
+    model = model.to(device)
+    e, n_q = len(seeds), data.targets.shape[1]  # data is stacked: [E, B, ...]
+    n_rel = config.task.n_relations
+    tokens, targets = data.tokens.to(device), data.targets.to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc))
+    batches = _Batches(n_q, tc.batch_size, seeds, device) if tc.batch_size is not None else None
+    full_batch = batches is None or batches.bs == n_q
+
+    active = torch.ones(e, dtype=torch.bool)
+    steps_taken = [tc.steps] * e
+    reasons = ["budget"] * e
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    metrics: list[dict] = []
+    last_acc: list[float] | None = None
+
+    def stop(member: int, step: int, reason: str) -> None:
+        active[member] = False
+        steps_taken[member], reasons[member] = step, reason
+        snapshots[member] = {k: v[member].detach().clone() for k, v in model.state_dict().items()}
+
+    def record(step: int, ev_acc: list[float], ev_loss: list[float]) -> None:
+        lr = opt.param_groups[0]["lr"]
+        for m in range(e):
+            if active[m] or steps_taken[m] == step:
+                metrics.append({"step": step, "member": m, "seed": seeds[m], "loss": ev_loss[m],
+                                "accuracy": ev_acc[m], "lr": lr})
+
+    for step in range(tc.steps + 1):
+        is_eval = step % tc.eval_every == 0 or step == tc.steps
+        # Full batch: the training forward scores every query, so the check against the target is free
+        # and exact at every step. Minibatch: check at evaluation steps on the whole set.
+        if full_batch:
+            logits = model(tokens, data.positions)  # [E, B, P, V]
+            correct, ce = answer_scores(logits, targets)
+            loss_e = ce.mean(dim=(1, 2))
+            acc = correct.all(-1).float().mean(1).tolist()
+            if is_eval:
+                last_acc = acc
+                record(step, acc, loss_e.tolist())
+        else:
+            if is_eval:
+                model.eval()
+                ev = evaluate(model, data, n_rel, chunk=tc.eval_chunk)
+                model.train()
+                acc = last_acc = ev.accuracy
+                record(step, ev.accuracy, ev.loss)
+            else:
+                acc = None
+        if acc is not None:
+            for m in range(e):
+                if active[m] and acc[m] >= tc.target_accuracy:
+                    stop(m, step, "target")
+        if not active.any() or step == tc.steps:
+            break
+        if not full_batch:
+            idx = batches.next()
+            logits = model(_take(tokens, idx), data.positions)
+            ce = F.cross_entropy(logits.flatten(0, 2).float(), _take(targets, idx).flatten(),
+                                 reduction="none").view(e, -1)
+            loss_e = ce.mean(1)
+        finite = torch.isfinite(loss_e.detach()).cpu()
+        for m in range(e):
+            if active[m] and not finite[m]:
+                stop(m, step, f"non-finite loss at step {step}")
+                log.warning("member %d (seed %d): non-finite loss at step %d; it stops here", m, seeds[m], step)
+        if not active.any():
+            break
+        mask = active.to(device)
+        # where() rather than a product: a stopped member's NaN must not leak into the sum.
+        loss = torch.where(mask, loss_e, torch.zeros_like(loss_e)).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress is not None:
+            progress(Progress(step=step + 1, total=tc.steps, active=int(active.sum()),
+                              accuracy=last_acc if is_eval else None))
+
+    # Stopped members drifted (AdamW momentum) after they stopped: put back the weights they stopped with.
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            for m, snap in snapshots.items():
+                p[m].copy_(snap[name])
+    model.eval()
+    final = evaluate(model, data, n_rel, chunk=tc.eval_chunk)
+    wall = time.perf_counter() - t0
+    result = TrainResult(accuracy=final.accuracy, steps=steps_taken, stop_reason=reasons, loss=final.loss,
+                         per_relation=final.per_relation, per_hop=final.per_hop, seeds=list(seeds),
+                         n_queries=n_q, n_query_space=data.n_total, sampled=data.sampled,
+                         n_params=param_counts(model), wall_time_s=wall, device=str(device))
+    return TrainRun(config=config, result=result, model=model, worlds=worlds, metrics=metrics,
+                    meta=run_meta(config, str(device), wall))
