@@ -1,0 +1,212 @@
+"""Shared pieces of the hand-built models: codes, residual layouts, a zeroed model, the record, scoring.
+
+Every construction returns a :class:`Construction`: a :class:`~georecall.model.Transformer` (E = 1)
+whose weights are set by formula (never trained), the world it answers, and its dimensions and
+dense parameter counts beside THEORY's formulas. Column convention of THEORY §1.2 is translated to
+TransformerLens orientation here (``W_E[v] = E[:, v]``, ``W_Q[h] = (W_Q^h)^T`` and so on).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from georecall.config import ModelConfig, TaskConfig
+from georecall.model import Transformer
+from georecall.tasks import QuerySet, World, make_queries, n_query_space
+from georecall.training.evaluate import generate_cot
+
+PARAM_GROUPS = ("embedding", "positional", "attention", "mlp", "unembedding")
+
+
+def n_bits(n: int) -> int:
+    """``m = ceil(log2 n)``, at least 1 (THEORY §1.3)."""
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def bits(values: np.ndarray | int, m: int) -> np.ndarray:
+    """Binary digits, least significant first: ``[..., m]`` of 0/1 floats."""
+    v = np.asarray(values, dtype=np.int64)
+    return ((v[..., None] >> np.arange(m)) & 1).astype(np.float64)
+
+
+def signs(values: np.ndarray | int, m: int) -> np.ndarray:
+    """The ±1 code ``c(a) = 2 b(a) - 1``: ``[..., m]``."""
+    return 2 * bits(values, m) - 1
+
+
+class Layout:
+    """Named blocks of residual coordinates, allocated in order: ``lay.add("S", K*m)``, ``lay["S"]``."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, slice] = {}
+        self.size = 0
+
+    def add(self, name: str, width: int) -> slice:
+        if name in self.blocks:
+            raise ValueError(f"block {name!r} allocated twice")
+        self.blocks[name] = slice(self.size, self.size + width)
+        self.size += width
+        return self.blocks[name]
+
+    def __getitem__(self, name: str) -> slice:
+        return self.blocks[name]
+
+    def index(self, name: str, i: int = 0) -> int:
+        """Coordinate ``i`` of block ``name``."""
+        sl = self.blocks[name]
+        if not 0 <= i < sl.stop - sl.start:
+            raise IndexError(f"coordinate {i} outside block {name!r} of width {sl.stop - sl.start}")
+        return sl.start + i
+
+
+def zero_model(*, d_model: int, d_vocab: int, n_ctx: int, n_layers: int = 1, n_heads: int = 1, d_head: int = 1,
+               d_mlp: int = 1, d_mlp2: int | None = None, attn_only: bool = False,
+               dtype: torch.dtype = torch.float32) -> Transformer:
+    """A one-member model of the constructions' class (no LayerNorm, no attention biases, unscaled scores)
+    with every parameter zero, ready for weights by formula."""
+    cfg = ModelConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp,
+                      d_mlp2=d_mlp2, attn_only=attn_only, layernorm=False, attn_bias=False, attn_scale=1.0)
+    model = Transformer(cfg, d_vocab=d_vocab, n_ctx=n_ctx, n_members=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    return model.to(dtype).eval()
+
+
+def dense_attention_count(d_model: int, heads: list[tuple[int, int]]) -> int:
+    """THEORY's dense attention count: sum over heads of ``2 d_k d + 2 d_v d`` (unpadded heads)."""
+    return sum(2 * dk * d_model + 2 * dv * d_model for dk, dv in heads)
+
+
+def dense_mlp_count(d_model: int, widths: list[int]) -> int:
+    """Dense MLP count with biases: ``w1 d + w1`` (+ ``w2 w1 + w2``) ``+ d w_last + d``."""
+    dims = [d_model, *widths]
+    total = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+    return total + widths[-1] * d_model + d_model
+
+
+@dataclass(frozen=True, eq=False)
+class Construction:
+    """A hand-built model and what it claims.
+
+    ``params`` are dense minimal counts of the unpadded build (heads with their own ``d_k``, ``d_v``),
+    ``formula`` THEORY's closed forms for the same groups; tests assert they agree.
+    """
+
+    name: str
+    model: Transformer  # E = 1, weights by formula
+    world: World
+    task: TaskConfig  # the queries it answers (hops, CoT format, attribute kind)
+    theorem: str  # e.g. "Theorem 4.1 (THEORY §2.2)"
+    dims: dict[str, Any]  # d_model, mlp_widths, n_layers, heads [(d_k, d_v)] per layer, beta, n_ctx, ...
+    params: dict[str, int]  # embedding / positional / attention / mlp / unembedding / total
+    formula: dict[str, int]  # the same groups from THEORY's formulas
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def make_counts(**groups: int) -> dict[str, int]:
+    """A counts dict with every group of :data:`PARAM_GROUPS` (missing ones 0) and their total."""
+    unknown = set(groups) - set(PARAM_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown parameter groups {sorted(unknown)}")
+    out = {g: int(groups.get(g, 0)) for g in PARAM_GROUPS}
+    out["total"] = sum(out.values())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Precision guard (THEORY §7)
+
+
+def check_precision(device: torch.device | str) -> None:
+    """Refuse to evaluate constructions under TF32 matmuls or autocast: both break the positional pointer.
+
+    Measured on a GPU (THEORY §7): CoT format A at N = 257, K = 5, k = 24 scored 0.2 % with TF32 on and
+    0 % under bf16 autocast already at k = 12. Run in float32 with TF32 off, or in float64.
+    """
+    dev = torch.device(device)
+    if torch.get_float32_matmul_precision() != "highest":
+        raise RuntimeError("constructions need exact float32 matmuls, but torch.get_float32_matmul_precision() "
+                           f"is {torch.get_float32_matmul_precision()!r}; set it to 'highest' or use float64")
+    if dev.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32):
+        raise RuntimeError("constructions need exact float32 matmuls, but TF32 is enabled "
+                           "(torch.backends.cuda.matmul.allow_tf32 / cudnn.allow_tf32); turn it off or use float64")
+    if torch.is_autocast_enabled(dev.type):
+        raise RuntimeError(f"constructions must not run under autocast ({dev.type}); "
+                           "their softmax pointers need float32 or float64")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scoring on every query
+
+
+@dataclass(frozen=True)
+class ConstructionScore:
+    """Argmax accuracy over the whole vocabulary on the scored queries, and the smallest logit margin."""
+
+    accuracy: float  # direct: answer right; CoT: whole greedy chain right
+    n_queries: int
+    n_query_space: int  # N*K^k; n_queries < n_query_space when the space was sampled
+    min_margin: float  # min over queries (and CoT steps) of logit(right) - max logit(any other token)
+    n_wrong: int
+
+
+def _margins(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correctness and margin ``logit(target) - max other``: ``[..., V]``, ``[...]`` -> ``[...]``, ``[...]``."""
+    right = logits.gather(-1, targets[..., None]).squeeze(-1)
+    others = logits.scatter(-1, targets[..., None], float("-inf")).amax(-1)
+    return right > others, right - others
+
+
+@torch.no_grad()
+def score_construction(c: Construction, *, n_queries: int | None = None, chunk: int = 4096,
+                       device: str | torch.device = "cpu", seed: int = 0) -> ConstructionScore:
+    """Run ``c`` on all its queries (or ``n_queries`` sampled from ``seed``) and score the argmax.
+
+    Direct queries are scored at the answer position; CoT queries by greedy generation, where every
+    emitted subject must be right and the margin is taken at every step along the model's own chain.
+    Memory is bounded by ``chunk`` queries × ``d_vocab`` logits.
+    """
+    check_precision(device)
+    task = c.task if n_queries is None else TaskConfig(**{**c.task.__dict__, "n_queries": n_queries})
+    queries: QuerySet = make_queries(c.world, task, seed=seed)
+    model = c.model.to(device)
+    dtype = model.embed.W_E.dtype
+    n = len(queries)
+    n_right, min_margin = 0, math.inf
+    for start in range(0, n, chunk):
+        sl = slice(start, start + chunk)
+        if c.task.cot == "none":
+            targets = queries.targets[sl].to(device)
+            logits = model(queries.tokens[sl].to(device), queries.positions)[0]  # [b, P, V]
+            ok, margin = _margins(logits.to(dtype), targets)
+            ok = ok.all(-1)
+        else:
+            emitted = generate_cot(model, queries.subjects[sl], queries.chains[sl], c.task.cot,
+                                   n_subjects=c.world.n_subjects)[0]  # [b, k]
+            # Rebuild the model's own sequence and score every emitted position against the world.
+            own_tokens = _own_tokens(queries, sl, emitted.cpu())
+            targets = queries.targets[sl].to(device)
+            logits = model(own_tokens.to(device), queries.positions)[0]
+            ok, margin = _margins(logits, targets)
+            ok = ok.all(-1) & (emitted == targets).all(-1)
+        n_right += int(ok.sum())
+        min_margin = min(min_margin, float(margin.min()))
+    return ConstructionScore(accuracy=n_right / n, n_queries=n, n_query_space=n_query_space(c.task),
+                             min_margin=min_margin, n_wrong=n - n_right)
+
+
+def _own_tokens(queries: QuerySet, sl: slice, emitted: torch.Tensor) -> torch.Tensor:
+    """The CoT input sequence with the model's emitted subjects in place of the true ones."""
+    tokens = queries.tokens[sl].clone()
+    k = emitted.shape[-1]
+    if queries.cot == "interleaved":  # s0 r1 s1 r2 ... r_k: subjects s_1..s_{k-1} at positions 2, 4, ...
+        tokens[:, 2::2] = emitted[:, :k - 1]
+    else:  # question_first: s0 r1..rk s1..s_{k-1}
+        tokens[:, k + 1:] = emitted[:, :k - 1]
+    return tokens
