@@ -6,6 +6,7 @@ Only one-hidden-layer MLPs have a TransformerLens counterpart.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -30,7 +31,9 @@ def to_hooked_transformer(model: Transformer, member: int = 0) -> Any:
         eps=LN_EPS, use_attn_scale=True, attn_scale=1.0 / cfg.scale, positional_embedding_type="standard",
         default_prepend_bos=False, device="cpu", dtype=model.embed.W_E.dtype,
     )
-    tl = HookedTransformer(tl_cfg)
+    with warnings.catch_warnings():  # 3.x warns that 4.0 drops the class; that is why we pin <4
+        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+        tl = HookedTransformer(tl_cfg)
     ours = {k: v[member].detach().cpu() for k, v in model.state_dict().items()}
     if cfg.tie_unembed:
         ours["unembed.W_U"] = ours["embed.W_E"].T.contiguous()
