@@ -149,7 +149,7 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
     click.echo(f"N={t.n_subjects} K={t.n_relations} k={t.n_hops} cot={t.cot}  d_model={config.model.d_model} "
                f"d_mlp={config.model.d_mlp}  {res.n_queries} queries  {res.n_params['total']:,} params/model  "
                f"{res.wall_time_s:.1f}s on {res.device}")
-    for seed, acc, steps_, why in zip(res.seeds, res.accuracy, res.steps, res.stop_reason):
+    for seed, acc, steps_, why in zip(res.seeds, res.accuracy, res.steps, res.stop_reason, strict=True):
         click.echo(f"  seed {seed}: accuracy {acc:.4f}  after {steps_} steps ({why})")
     if out_dir is not None:
         click.echo(f"run written to {out_dir}")

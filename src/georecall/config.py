@@ -274,7 +274,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return tuple(_coerce(args[0], v, where) for v in value)
         if len(value) != len(args):
             raise bad
-        return tuple(_coerce(a, v, where) for a, v in zip(args, value))
+        return tuple(_coerce(a, v, where) for a, v in zip(args, value, strict=True))
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -24,7 +24,7 @@ def test_ensemble_equals_separate_models_in_logits_and_gradients(cfg):
     singles = [Transformer(cfg, d_vocab=11, n_ctx=4, seeds=[s]).double() for s in (5, 6, 7)]
     # Same seed, same member: initialisation does not depend on the ensemble around it.
     for e, single in enumerate(singles):
-        for (name, p), q in zip(ens.named_parameters(), single.parameters()):
+        for (name, p), q in zip(ens.named_parameters(), single.parameters(), strict=True):
             assert torch.equal(p[e], q[0]), name
     tokens = torch.randint(0, 11, (3, 5, 4))  # each member its own inputs
     targets = torch.randint(0, 11, (3, 5, 4))
@@ -34,14 +34,14 @@ def test_ensemble_equals_separate_models_in_logits_and_gradients(cfg):
         lg = single(tokens[e])
         torch.testing.assert_close(logits[e], lg[0], rtol=0, atol=1e-12)
         _loss(lg, targets[e:e + 1]).backward()
-        for (name, p), q in zip(ens.named_parameters(), single.parameters()):
+        for (name, p), q in zip(ens.named_parameters(), single.parameters(), strict=True):
             torch.testing.assert_close(p.grad[e], q.grad[0], rtol=0, atol=1e-12, msg=name)
 
 
 def test_member_and_stack_are_inverse():
     ens = Transformer(CFGS[0], d_vocab=9, n_ctx=3, n_members=4)
     again = Transformer.stack([ens.member(e) for e in range(4)])
-    for (k, a), b in zip(ens.state_dict().items(), again.state_dict().values()):
+    for (k, a), b in zip(ens.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     tokens = torch.randint(0, 9, (6, 3))
     torch.testing.assert_close(ens.member(2)(tokens)[0], ens(tokens)[2])

@@ -29,9 +29,9 @@ def test_run_directory_reloads_to_identical_objects(live, tmp_path):
     back = load_run(out)
     assert back.config == live.config and back.result == live.result and back.metrics == live.metrics
     assert back.meta == json.loads(json.dumps(live.meta))
-    for (k, a), b in zip(live.model.state_dict().items(), back.model.state_dict().values()):
+    for (k, a), b in zip(live.model.state_dict().items(), back.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    for a, b in zip(live.worlds, back.worlds):
+    for a, b in zip(live.worlds, back.worlds, strict=True):
         assert np.array_equal(a.maps, b.maps)
     tokens = stack_queries([make_queries(w, CFG.task) for w in back.worlds]).tokens
     assert torch.equal(back.model(tokens), live.model(tokens))

@@ -33,7 +33,7 @@ def test_k_hop_answer_is_the_composition_r1_first(args, hops):
     q = make_queries(w, TaskConfig(n_subjects=n, n_relations=k, n_hops=hops))
     assert len(q) == n * k ** hops  # every chain, once
     assert len({tuple(t) for t in q.tokens.tolist()}) == len(q)
-    for tokens, target in zip(q.tokens.tolist()[:200], q.targets[:, 0].tolist()):
+    for tokens, target in zip(q.tokens.tolist()[:200], q.targets[:, 0].tolist(), strict=True):
         cur = tokens[0]
         for rel_token in tokens[1:]:  # r_1 first
             cur = int(w.maps[rel_token - n, cur])
@@ -74,7 +74,7 @@ def test_disjoint_world_uses_its_own_attribute_tokens_and_allows_functions():
     q = make_queries(w, task)
     v = w.vocab
     assert v.d_vocab == 10 + 3 + 12
-    for (s, rt), t in zip(q.tokens.tolist(), q.targets[:, 0].tolist()):
+    for (s, rt), t in zip(q.tokens.tolist(), q.targets[:, 0].tolist(), strict=True):
         r = rt - 10
         assert v.decode(t) == ("attribute", r, int(w.maps[r, s]))
         assert t == v.attribute(r, int(w.maps[r, s]))

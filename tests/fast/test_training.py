@@ -38,7 +38,7 @@ def test_step_budget_and_untrainable_setting_reports_budget():
 def test_cpu_training_is_deterministic_for_a_seed():
     cfg = dataclasses.replace(SMALL, train=dataclasses.replace(SMALL.train, steps=40, batch_size=16))
     a, b = train(cfg), train(cfg)
-    for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+    for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.equal(x, y), k
     assert a.metrics == b.metrics
 

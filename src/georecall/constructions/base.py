@@ -86,7 +86,7 @@ def dense_attention_count(d_model: int, heads: list[tuple[int, int]]) -> int:
 def dense_mlp_count(d_model: int, widths: list[int]) -> int:
     """Dense MLP count with biases: ``w1 d + w1`` (+ ``w2 w1 + w2``) ``+ d w_last + d``."""
     dims = [d_model, *widths]
-    total = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+    total = sum(a * b + b for a, b in zip(dims[:-1], dims[1:], strict=True))
     return total + widths[-1] * d_model + d_model
 
 

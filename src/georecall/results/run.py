@@ -143,7 +143,8 @@ def load_run(path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
         raise ValueError(f"{root}/worlds.safetensors holds maps of shape {maps.shape}, the config asks for "
                          f"{(len(config.seeds), task.n_relations, task.n_subjects)}")
     worlds = [World(m, attributes=task.attributes, n_attributes=task.n_attributes,
-                    seed=s if task.world_seed is None else task.world_seed) for m, s in zip(maps, config.seeds)]
+                    seed=s if task.world_seed is None else task.world_seed)
+              for m, s in zip(maps, config.seeds, strict=True)]
     state = load_file(str(root / result.weights))
     model = Transformer(config.model, d_vocab=worlds[0].vocab.d_vocab, n_ctx=context_length(config.task),
                         n_members=len(config.seeds))

@@ -107,7 +107,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     tc, seeds = config.train, config.seeds
     device = resolve_device(tc.device)
     worlds = [world_for(config.task, s) for s in seeds]
-    data: QuerySet = stack_queries([make_queries(w, config.task, seed=s) for w, s in zip(worlds, seeds)])
+    data: QuerySet = stack_queries([make_queries(w, config.task, seed=s) for w, s in zip(worlds, seeds, strict=True)])
     if data.sampled:
         log.info("query space N*K^k = %d exceeds the limit; training on a sample of %d", data.n_total, len(data))
     if model is None:
