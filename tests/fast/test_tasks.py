@@ -33,7 +33,7 @@ def test_k_hop_answer_is_the_composition_r1_first(args, hops):
     q = make_queries(w, TaskConfig(n_subjects=n, n_relations=k, n_hops=hops))
     assert len(q) == n * k ** hops  # every chain, once
     assert len({tuple(t) for t in q.tokens.tolist()}) == len(q)
-    for tokens, target in zip(q.tokens.tolist()[:200], q.targets[:, 0].tolist(), strict=True):
+    for tokens, target in zip(q.tokens.tolist()[:200], q.targets[:200, 0].tolist(), strict=True):
         cur = tokens[0]
         for rel_token in tokens[1:]:  # r_1 first
             cur = int(w.maps[rel_token - n, cur])
