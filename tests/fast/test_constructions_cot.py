@@ -9,7 +9,8 @@ import torch
 
 from georecall.constructions import n_bits, score_construction
 from georecall.constructions.cot import build_cot, cot_formula
-from georecall.tasks import make_world
+from georecall.tasks import make_queries, make_world
+from georecall.training.evaluate import generate_cot
 
 FORMATS = ("interleaved", "question_first")
 
@@ -18,10 +19,14 @@ FORMATS = ("interleaved", "question_first")
 MARGIN_TOL = 1e-2
 
 
+SMALL = [(16, 2, 1), (16, 2, 3), (16, 2, 5), (13, 3, 2), (31, 5, 2)]  # (N, K, k); 13 is prime
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize(("n", "k_rel", "n_hops"), [(16, 2, 1), (16, 2, 3), (16, 2, 5), (13, 3, 2), (31, 5, 2)])
-def test_every_chain_is_generated_exactly(n: int, k_rel: int, n_hops: int, fmt: str, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize(("n", "k_rel", "n_hops"), SMALL)
+def test_every_chain_is_generated_exactly(n: int, k_rel: int, n_hops: int, fmt: str,
+                                          dtype: torch.dtype) -> None:
     c = build_cot(make_world(n, k_rel, seed=n + k_rel), n_hops, fmt=fmt, dtype=dtype)
     score = score_construction(c)
     assert score.n_queries == score.n_query_space == n * k_rel ** n_hops  # all chains, none sampled
@@ -73,10 +78,12 @@ def test_dims_match_theory_table(n: int, k_rel: int) -> None:
         assert b.name == "cot-question-first"
         assert (b.dims["d_model"], b.dims["mlp_widths"], b.params["attention"], b.params["mlp"]) == \
             (d_b, [w_a], attn_b, mlp_b)
-        assert (b.dims["n_layers"], b.dims["n_heads"], b.dims["heads"]) == (1, 2, [[(3, k_rel), (2, k_rel * m)]])
+        assert (b.dims["n_layers"], b.dims["n_heads"]) == (1, 2)
+        assert b.dims["heads"] == [[(3, k_rel), (2, k_rel * m)]]
         for c in (a, b):
             assert c.dims["m"] == m and c.dims["beta"] == 10.0 and c.dims["n_ctx"] == 2 * n_hops + 1
-            assert c.notes == {"content_bits": {"P": 0, "B_e": k_rel * m}, "readout": "fixed"}
+            assert c.notes["content_bits"] == {"P": 0, "B_e": k_rel * m}  # THEORY §6.6
+            assert c.notes["readout"] == "fixed"
             assert c.theorem.startswith("Theorem 4.4")
             assert c.task.n_hops == n_hops and c.task.cot in FORMATS
 
@@ -100,6 +107,27 @@ def test_format_a_reads_the_previous_token() -> None:
     pattern = cache["blocks.0.attn.hook_pattern"][0, 0, 0]  # [T, T]
     for t in range(1, 8, 2):
         assert pattern[t, t - 1] > 1 - 1e-3  # off-target mass ~2 e^{-10} = 9e-5
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_ablating_one_relations_gates_breaks_only_its_chains(fmt: str) -> None:
+    world = make_world(16, 3, seed=2)
+    c = build_cot(world, 2, fmt=fmt)
+    queries = make_queries(world, c.task)
+    units = c.notes["gate_units"][0]
+
+    def ablate(act: torch.Tensor, hook: object) -> torch.Tensor:
+        act = act.clone()
+        act[..., units] = 0.0  # act: [E, B, T, d_mlp]
+        return act
+
+    with c.model.hooks([(c.notes["gate_hook"], ablate)]):
+        emitted = generate_cot(c.model, queries.subjects, queries.chains, fmt, n_subjects=16)[0]  # [B, k]
+    right = (emitted == queries.targets).all(-1)
+    uses = (queries.chains == 0).any(-1)
+    assert right[~uses].all()
+    # With relation 0's gates off the answer block reads c(0) = (-1, ..., -1): right only by coincidence.
+    assert right[uses].float().mean() < 0.2
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -8,6 +8,8 @@ TransformerLens orientation here (``W_E[v] = E[:, v]``, ``W_Q[h] = (W_Q^h)^T`` a
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,12 +67,13 @@ class Layout:
 
 
 def zero_model(*, d_model: int, d_vocab: int, n_ctx: int, n_layers: int = 1, n_heads: int = 1, d_head: int = 1,
-               d_mlp: int = 1, d_mlp2: int | None = None, attn_only: bool = False,
+               d_mlp: int = 1, d_mlp2: int | None = None, attn_only: bool = False, tie_unembed: bool = False,
                dtype: torch.dtype = torch.float32) -> Transformer:
     """A one-member model of the constructions' class (no LayerNorm, no attention biases, unscaled scores)
-    with every parameter zero, ready for weights by formula."""
+    with every parameter zero, ready for weights by formula. ``tie_unembed`` makes the readout ``W_E^T``."""
     cfg = ModelConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_head=d_head, d_mlp=d_mlp,
-                      d_mlp2=d_mlp2, attn_only=attn_only, layernorm=False, attn_bias=False, attn_scale=1.0)
+                      d_mlp2=d_mlp2, attn_only=attn_only, layernorm=False, attn_bias=False, attn_scale=1.0,
+                      tie_unembed=tie_unembed)
     model = Transformer(cfg, d_vocab=d_vocab, n_ctx=n_ctx, n_members=1)
     with torch.no_grad():
         for p in model.parameters():
@@ -123,22 +126,25 @@ def make_counts(**groups: int) -> dict[str, int]:
 # Precision guard (THEORY §7)
 
 
-def check_precision(device: torch.device | str) -> None:
+def check_precision(device: torch.device | str, dtype: torch.dtype = torch.float32) -> None:
     """Refuse to evaluate constructions under TF32 matmuls or autocast: both break the positional pointer.
 
     Measured on a GPU (THEORY §7): CoT format A at N = 257, K = 5, k = 24 scored 0.2 % with TF32 on and
-    0 % under bf16 autocast already at k = 12. Run in float32 with TF32 off, or in float64.
+    0 % under bf16 autocast already at k = 12. Run in float32 with TF32 off, or in float64 (which TF32
+    settings do not touch). Only matmul settings matter: ``cudnn.allow_tf32`` governs convolutions.
     """
     dev = torch.device(device)
-    if torch.get_float32_matmul_precision() != "highest":
-        raise RuntimeError("constructions need exact float32 matmuls, but torch.get_float32_matmul_precision() "
-                           f"is {torch.get_float32_matmul_precision()!r}; set it to 'highest' or use float64")
-    if dev.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32):
-        raise RuntimeError("constructions need exact float32 matmuls, but TF32 is enabled "
-                           "(torch.backends.cuda.matmul.allow_tf32 / cudnn.allow_tf32); turn it off or use float64")
     if torch.is_autocast_enabled(dev.type):
         raise RuntimeError(f"constructions must not run under autocast ({dev.type}); "
                            "their softmax pointers need float32 or float64")
+    if dtype != torch.float32:
+        return
+    if torch.get_float32_matmul_precision() != "highest":
+        raise RuntimeError("constructions need exact float32 matmuls, but torch.get_float32_matmul_precision() "
+                           f"is {torch.get_float32_matmul_precision()!r}; set it to 'highest' or use float64")
+    if dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:
+        raise RuntimeError("constructions need exact float32 matmuls, but TF32 is enabled "
+                           "(torch.backends.cuda.matmul.allow_tf32); turn it off or use float64")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -172,11 +178,12 @@ def score_construction(c: Construction, *, n_queries: int | None = None, chunk: 
     emitted subject must be right and the margin is taken at every step along the model's own chain.
     Memory is bounded by ``chunk`` queries × ``d_vocab`` logits.
     """
-    check_precision(device)
-    task = c.task if n_queries is None else TaskConfig(**{**c.task.__dict__, "n_queries": n_queries})
+    dtype = c.model.embed.W_E.dtype
+    check_precision(device, dtype)
+    task = c.task if n_queries is None else dataclasses.replace(c.task, n_queries=n_queries)
     queries: QuerySet = make_queries(c.world, task, seed=seed)
-    model = c.model.to(device)
-    dtype = model.embed.W_E.dtype
+    # nn.Module.to moves in place: score a copy when the device differs, so ``c`` stays where it was.
+    model = c.model if c.model.embed.W_E.device == torch.device(device) else copy.deepcopy(c.model).to(device)
     n = len(queries)
     n_right, min_margin = 0, math.inf
     for start in range(0, n, chunk):

@@ -42,7 +42,8 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
     """Build Theorem 4.4's one-layer CoT model (THEORY §5) for ``world`` and chains of ``n_hops`` hops.
 
     Guarantee: greedy decoding of ``s_0 r_1 ...`` emits every ``s_j = f_{r_j}(s_{j-1})`` for every start
-    subject and every chain, with logit margin close to 2 (each output coordinate is sign-correct).
+    subject and every chain, with logit margin close to 2 (each output coordinate is sign-correct; at
+    N = 2, m = 1, the runner-up is a relation token with logit 0 and the margin is close to 1).
 
     * ``fmt="interleaved"`` (format A, §5.1): 1 layer, 1 head ``(d_k, d_v) = (3, Km)``,
       ``d = (K+1)m + K + 3``, MLP width ``Km``; needs ``beta >= 2`` (sufficient, not tight). The weights
@@ -101,16 +102,20 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
         dims={"d_model": d, "mlp_widths": [w_in.shape[1]], "n_layers": 1, "n_heads": len(heads),
               "heads": [head_dims], "n_ctx": n_ctx, "beta": beta, "m": m},
         params=params, formula=cot_formula(n, k_rel, n_hops, fmt=fmt),
-        # THEORY §6.6: the facts live only in the subject embeddings, K m bits per subject.
-        notes={"content_bits": {"P": 0, "B_e": k_rel * m}, "readout": "fixed"},
+        # THEORY §6.6: the facts live only in the subject embeddings, K m bits per subject. The other keys
+        # follow constructions.single_hop (layout, how S_r encodes an attribute, the selector's gates).
+        notes={"content_bits": {"P": 0, "B_e": k_rel * m}, "readout": "fixed", "layout": lay,
+               "subject_code": "bits", "code_offset": 0, "gate_hook": "blocks.0.mlp.hook_post",
+               "gate_units": [slice(r * m, (r + 1) * m) for r in range(k_rel)]},
     )
 
 
-def cot_formula(n_subjects: int, n_relations: int, n_hops: int, *, fmt: str = "interleaved") -> dict[str, int]:
+def cot_formula(n_subjects: int, n_relations: int, n_hops: int, *,
+                fmt: str = "interleaved") -> dict[str, int]:
     """THEORY §5.1 / §5.2 "Counts" as closed forms, written independently of the build."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
-    k, m = n_relations, n_bits(n_subjects)
+    k, m = n_relations, max(1, (n_subjects - 1).bit_length())  # ceil(log2 N) by integer arithmetic
     v, t = n_subjects + n_relations, 2 * n_hops + 1
     if fmt == "interleaved":
         d = (k + 1) * m + k + 3
@@ -127,13 +132,19 @@ def cot_formula(n_subjects: int, n_relations: int, n_hops: int, *, fmt: str = "i
 
 
 def _layout(n_relations: int, m: int, *, question_first: bool) -> Layout:
-    """Residual blocks of §5.1 (S, Z, A, Pi) or §5.2 (S, Z, sigma, S', R, A, Pi)."""
+    """Residual blocks of §5.1 (S, Z, A, Pi) or §5.2 (S, Z, sigma, S', R, A, Pi).
+
+    S is allocated as K contiguous blocks ``S_0 .. S_{K-1}`` of m (block names as in
+    :mod:`georecall.constructions.single_hop`), S' likewise as ``S'_0 .. S'_{K-1}``.
+    """
     lay = Layout()
-    lay.add("S", n_relations * m)  # subject's attribute tree: block S_r = b(f_r(s))
+    for r in range(n_relations):
+        lay.add(f"S_{r}", m)  # subject's attribute tree: S_r = b(f_r(s))
     lay.add("Z", n_relations)  # relation one-hot
     if question_first:
         lay.add("sigma", 1)  # 1 on subject tokens
-        lay.add("S'", n_relations * m)  # copy of the latest subject's tree
+        for r in range(n_relations):
+            lay.add(f"S'_{r}", m)  # copy of the latest subject's tree
         lay.add("R", n_relations)  # copy of the relation to apply now
     lay.add("A", m)  # answer code c(a)
     lay.add("Pi", 3)  # positional code (1, t, t^2)
@@ -145,7 +156,8 @@ def _embedding(world: World, lay: Layout, m: int) -> np.ndarray:
     n, k = world.n_subjects, world.n_relations
     w_e = np.zeros((n + k, lay.size))
     # maps [K, N] -> codes [N, K, m] -> S block [N, K*m] (block r at S_r).
-    w_e[:n, lay["S"]] = bits(world.maps.T, m).reshape(n, k * m)
+    for r in range(k):
+        w_e[:n, lay[f"S_{r}"]] = bits(world.maps[r], m)  # the superposition sum_r iota_{S_r} b(f_r(s))
     for r in range(k):
         w_e[n + r, lay.index("Z", r)] = 1.0
     if "sigma" in lay.blocks:
@@ -168,7 +180,8 @@ def _pointer_head(lay: Layout, *, offset: int, beta: float, read: str, write: st
     """
     d, o = lay.size, float(offset)
     pi = lay["Pi"]
-    q_mat = beta * np.array([[-o * o, 2 * o, -1.0], [-2 * o, 2.0, 0.0], [-1.0, 0.0, 0.0]])  # column convention
+    # Column convention (THEORY §1.4): row j gives q_j from the key coordinates (1, t, t^2).
+    q_mat = beta * np.array([[-o * o, 2 * o, -1.0], [-2 * o, 2.0, 0.0], [-1.0, 0.0, 0.0]])
     w_q = np.zeros((d, 3))
     w_q[pi] = q_mat.T  # TL orientation: W_Q[h] = (W_Q^h)^T
     w_k = np.zeros((d, 3))
@@ -187,9 +200,18 @@ def _latest_subject_head(lay: Layout, *, beta: float, n_ctx: int) -> _Head:
     return {"W_Q": w_q, "W_K": w_k, **_copy(lay, "S", "S'")}
 
 
+def _span(lay: Layout, name: str) -> slice:
+    """Block ``name``, or the contiguous run of blocks ``name_0 .. name_{K-1}`` (S, S')."""
+    if name in lay.blocks:
+        return lay[name]
+    parts = [sl for key, sl in lay.blocks.items() if key.rpartition("_")[0] == name]
+    assert parts and all(a.stop == b.start for a, b in zip(parts[:-1], parts[1:], strict=True)), name
+    return slice(parts[0].start, parts[-1].stop)
+
+
 def _copy(lay: Layout, read: str, write: str) -> _Head:
     """``W_V = Pi_read`` [d, w] and ``W_O = iota_write`` [w, d] for two blocks of equal width."""
-    src, dst = lay[read], lay[write]
+    src, dst = _span(lay, read), _span(lay, write)
     width = src.stop - src.start
     assert dst.stop - dst.start == width, (read, write)
     w_v = np.zeros((lay.size, width))
@@ -208,11 +230,10 @@ def _selector_mlp(lay: Layout, n_relations: int, m: int, *, read_bits: str, read
     d, w = lay.size, n_relations * m
     w_in, b_in = np.zeros((d, w)), -np.ones(w)
     w_out, b_out = np.zeros((w, d)), np.zeros(d)
-    bits_start = lay[read_bits].start
     for r in range(n_relations):
         for i in range(m):
             u = r * m + i
-            w_in[bits_start + u, u] = 1.0
+            w_in[lay.index(f"{read_bits}_{r}", i), u] = 1.0
             w_in[lay.index(read_rel, r), u] = 1.0
             w_out[u, lay.index("A", i)] = 2.0
     b_out[lay["A"]] = -1.0

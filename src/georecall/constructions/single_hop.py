@@ -48,7 +48,8 @@ N_CTX = 2  # a single-hop query is (s, r); the answer is read at position 1
 # Shared helpers (also used by constructions.disjoint)
 
 
-def _selector_layout(n_relations: int, m: int, *, z_width: int | None = None, sigma: bool = False) -> Layout:
+def _selector_layout(n_relations: int, m: int, *, z_width: int | None = None, sigma: bool = False,
+                     answer_block: bool = True) -> Layout:
     """Blocks ``S_0..S_{K-1}`` (m each), ``Z`` (``z_width``, default K), optional ``sigma`` (1), ``A`` (m)."""
     lay = Layout()
     for r in range(n_relations):
@@ -56,7 +57,8 @@ def _selector_layout(n_relations: int, m: int, *, z_width: int | None = None, si
     lay.add("Z", n_relations if z_width is None else z_width)
     if sigma:
         lay.add("sigma", 1)
-    lay.add("A", m)
+    if answer_block:
+        lay.add("A", m)
     return lay
 
 

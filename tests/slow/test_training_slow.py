@@ -1,0 +1,23 @@
+"""Slow tier: larger trained models, several seeds."""
+
+import pytest
+
+from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from georecall.training import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_hop_without_cot_trains_a_two_layer_model():
+    cfg = RunConfig(task=TaskConfig(n_subjects=64, n_relations=2, n_hops=2),
+                    model=ModelConfig(d_model=64, n_layers=2, n_heads=2, d_mlp=256),
+                    train=TrainConfig(steps=4000, eval_every=100), seeds=(0, 1, 2))
+    run = train(cfg)
+    assert all(a >= 0.99 for a in run.result.accuracy), run.result
+
+
+def test_larger_world_three_seeds_learned_embeddings():
+    cfg = RunConfig(task=TaskConfig(n_subjects=2048, n_relations=8), model=ModelConfig(d_model=64, d_mlp=256),
+                    train=TrainConfig(steps=3000, eval_every=100), seeds=(0, 1, 2))
+    run = train(cfg)
+    assert all(a >= 0.99 for a in run.result.accuracy), run.result
