@@ -155,6 +155,116 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
         click.echo(f"run written to {out_dir}")
 
 
+_CONSTRUCTION_NAMES = ["selector", "selector-mlp3", "attention-only", "disjoint", "disjoint-mlp", "kv-memory",
+                       "precompute", "cot", "cot-question-first", "meet-in-middle", "meet-in-middle-tied",
+                       "readout-only"]
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(_CONSTRUCTION_NAMES))
+@click.option("--n-subjects", type=int, required=True, help="N, subjects.")
+@click.option("--n-relations", type=int, required=True, help="K, relations.")
+@click.option("--hops", type=int, help="k; defaults to the construction's own (1, or 2 for meet-in-middle).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world's bijections.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--n-queries", type=int, help="Score a seeded sample of this many queries instead of all of them.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (TF32 and autocast refused).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def construct(name: str, n_subjects: int, n_relations: int, hops: int | None, seed: int, dtype: str,
+              n_queries: int | None, device: str, as_json: bool) -> None:
+    """Build a construction by formula (never trained) and score it on every query.
+
+    \b
+    Example:
+      georecall construct selector --n-subjects 4096 --n-relations 8 --json
+    """
+    import time
+
+    import torch
+
+    from georecall.constructions import build_construction, score_construction
+    from georecall.training import resolve_device
+
+    try:
+        resolve_device(device)
+        t0 = time.perf_counter()
+        c = build_construction(name, n_subjects, n_relations, hops, seed=seed, dtype=getattr(torch, dtype))
+        score = score_construction(c, n_queries=n_queries, device=device)
+    except (ValueError, RuntimeError) as err:
+        raise BadInput(str(err)) from None
+    wall = time.perf_counter() - t0
+    payload = {"name": c.name, "theorem": c.theorem, "n_subjects": n_subjects, "n_relations": n_relations,
+               "hops": c.task.n_hops, "accuracy": score.accuracy, "n_queries": score.n_queries,
+               "n_query_space": score.n_query_space, "min_margin": score.min_margin, "n_wrong": score.n_wrong,
+               "d_model": c.dims["d_model"], "mlp_widths": list(c.dims.get("mlp_widths", [])),
+               "n_layers": c.dims.get("n_layers"), "heads": c.dims.get("heads"), "params": c.params,
+               "formula": c.formula, "dtype": dtype, "wall_time_s": wall}
+    if as_json:
+        click.echo(json.dumps(payload))
+        return
+    click.echo(f"{c.name} ({c.theorem}) on N={n_subjects} K={n_relations} k={c.task.n_hops}, {dtype}")
+    click.echo(f"  accuracy {score.accuracy:.6f} on {score.n_queries:,} of {score.n_query_space:,} queries, "
+               f"min margin {score.min_margin:.4f}, {wall:.2f}s")
+    click.echo(f"  d_model {payload['d_model']}, MLP widths {payload['mlp_widths'] or '-'}, "
+               f"layers {payload['n_layers']}, heads (d_k, d_v) {payload['heads']}")
+    click.echo("  params  " + "  ".join(f"{g} {c.params[g]:,}" for g in c.params))
+    click.echo("  THEORY  " + "  ".join(f"{g} {c.formula[g]:,}" for g in c.formula))
+
+
+@cli.command()
+@click.option("--n-subjects", type=int, required=True, help="N, subjects.")
+@click.option("--n-relations", type=int, required=True, help="K, relations.")
+@click.option("--hops", type=int, default=1, show_default=True, help="k, hops (no CoT).")
+@click.option("--embedding-bits", type=float, required=True, help="B_e, bits per subject embedding.")
+@click.option("--readout", type=click.Choice(["fixed", "learned", "tied"]), default="fixed", show_default=True,
+              help="The model class: readout fixed before the facts, learned (counted in P), or tied to E.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def bound(n_subjects: int, n_relations: int, hops: int, embedding_bits: float, readout: str, as_json: bool) -> None:
+    """Theorem 4.2's lower bound on the non-embedding bits P, beside the constructions' costs.
+
+    \b
+    Example:
+      georecall bound --n-subjects 65536 --n-relations 4 --hops 2 --embedding-bits 0
+    """
+    from georecall.theory import CONSTRUCTIONS as COSTED
+    from georecall.theory import check_against_bound, information_bits, required_bits
+
+    try:
+        b = required_bits(n_subjects, n_relations, hops, embedding_bits, readout=readout)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    rows = []
+    for name in COSTED:
+        try:
+            chk = check_against_bound(name, n_subjects, n_relations, hops)
+        except ValueError:
+            continue  # the construction does not answer this (N, K, k)
+        rows.append({"name": name, "readout": chk.readout, "P_bits": chk.P_have, "embedding_bits": chk.embedding_bits,
+                     "P_needed": chk.P_needed, "verdict": chk.verdict})
+    payload = {"n_subjects": n_subjects, "n_relations": n_relations, "hops": hops, "embedding_bits": embedding_bits,
+               "required_bits": b.required_bits, "global": b.global_bits, "local": b.local_bits,
+               "best_M": b.best_M, "gamma_global": b.gamma_global, "gamma_local": b.gamma_local,
+               "regime": b.regime, "readout": b.readout,
+               "information_bits": information_bits(n_subjects, n_relations), "constructions": rows}
+    if as_json:
+        click.echo(json.dumps(payload))
+        return
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4g}"
+
+    click.echo(f"Theorem 4.2, N={n_subjects} K={n_relations} k={hops}, B_e={embedding_bits:g} bits, "
+               f"readout {b.readout}")
+    click.echo(f"  required P  {fmt(b.required_bits)} bits   (regime {b.regime})")
+    click.echo(f"  global G    {fmt(b.global_bits)}   gamma_G {fmt(b.gamma_global)} bits/subject")
+    click.echo(f"  local L     {fmt(b.local_bits)}   gamma_L {fmt(b.gamma_local)} bits/subject   (best M {b.best_M})")
+    click.echo(f"  information K*log2 N! = {fmt(payload['information_bits'])} bits")
+    click.echo("  constructions at their own B_e (content convention, THEORY §6.6):")
+    for r in rows:
+        click.echo(f"    {r['name']:<20} readout {r['readout']:<7} P {fmt(r['P_bits']):>9}  B_e {fmt(r['embedding_bits']):>7}"
+                   f"  needs {fmt(r['P_needed']):>9}  {r['verdict']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the CLI and turns every user error into one line and exit status 2."""
     try:

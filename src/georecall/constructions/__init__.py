@@ -12,8 +12,12 @@ from georecall.constructions.base import (
     signs,
     zero_model,
 )
+from georecall.constructions.registry import CONSTRUCTIONS, Recipe, build_construction
 
 __all__ = [
+    "CONSTRUCTIONS",
+    "Recipe",
+    "build_construction",
     "Construction",
     "ConstructionScore",
     "Layout",

@@ -162,11 +162,47 @@ class ConstructionScore:
     n_wrong: int
 
 
-def _margins(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Correctness and margin ``logit(target) - max other``: ``[..., V]``, ``[...]`` -> ``[...]``, ``[...]``."""
-    right = logits.gather(-1, targets[..., None]).squeeze(-1)
-    others = logits.scatter(-1, targets[..., None], float("-inf")).amax(-1)
-    return right > others, right - others
+class _SparseReadout:
+    """The unembedding restricted to the residual coordinates it reads, scored on distinct rows only.
+
+    Constructions read the answer from one block (``m`` of ``d`` coordinates), and many queries end in
+    the same final vector (the selector's is a function of the answer alone). Scoring therefore keeps
+    the used coordinates, deduplicates the rows, and takes the top two logits of each distinct row in
+    chunks of at most ``2^25`` logits, never writing the ``[queries, V]`` logits. Skipped terms are
+    exact zeros and equal rows have equal logits, so the result is that of the full readout.
+    """
+
+    def __init__(self, model: Transformer) -> None:
+        w_u = model.W_U[0]  # [d, V]
+        self.used = (w_u != 0).any(dim=1).nonzero().squeeze(1)
+        self.w = w_u[self.used].contiguous()  # [d_used, V]
+        self.b = model.unembed.b_U[0]  # [V]
+        self.ln_final = model.ln_final
+
+    def project(self, resid: torch.Tensor) -> torch.Tensor:
+        """``[b, P, d] -> [b, P, d_used]``."""
+        return self.ln_final(resid[None])[0][..., self.used]
+
+    def score(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Correctness (argmax is the target, no tie) and margin ``logit(target) - max other``.
+
+        ``x`` [n, d_used], ``targets`` [n] -> [n] bool, [n] float.
+        """
+        rows, inverse = torch.unique(x, dim=0, return_inverse=True)  # [u, d_used], [n]
+        step = max(1, (1 << 25) // self.w.shape[1])
+        top_v, top_i = [], []
+        for start in range(0, rows.shape[0], step):
+            v, i = (rows[start:start + step] @ self.w + self.b).topk(2, dim=-1)  # [c, 2]
+            top_v.append(v)
+            top_i.append(i[:, 0])
+        v = torch.cat(top_v)[inverse]  # [n, 2]
+        best = torch.cat(top_i)[inverse]  # [n]
+        hit = best == targets
+        ok = hit & (v[:, 0] > v[:, 1])
+        # Margin: top1 - top2 when the target is on top, else (target logit) - top1 < = 0.
+        target_logit = (x * self.w[:, targets].T).sum(-1) + self.b[targets]
+        margin = torch.where(hit, v[:, 0] - v[:, 1], target_logit - v[:, 0])
+        return ok, margin
 
 
 @torch.no_grad()
@@ -176,7 +212,8 @@ def score_construction(c: Construction, *, n_queries: int | None = None, chunk: 
 
     Direct queries are scored at the answer position; CoT queries by greedy generation, where every
     emitted subject must be right and the margin is taken at every step along the model's own chain.
-    Memory is bounded by ``chunk`` queries × ``d_vocab`` logits.
+    Argmax is over the whole vocabulary. Memory is bounded: ``chunk`` queries go through the model at
+    once, and the readout never holds more than 2^25 logits (:class:`_SparseReadout`).
     """
     dtype = c.model.embed.W_E.dtype
     check_precision(device, dtype)
@@ -184,24 +221,28 @@ def score_construction(c: Construction, *, n_queries: int | None = None, chunk: 
     queries: QuerySet = make_queries(c.world, task, seed=seed)
     # nn.Module.to moves in place: score a copy when the device differs, so ``c`` stays where it was.
     model = c.model if c.model.embed.W_E.device == torch.device(device) else copy.deepcopy(c.model).to(device)
+    readout = _SparseReadout(model)
     n = len(queries)
+    block = max(chunk, (1 << 22) // len(queries.positions))  # queries per dedup-and-score block
     n_right, min_margin = 0, math.inf
-    for start in range(0, n, chunk):
-        sl = slice(start, start + chunk)
-        if c.task.cot == "none":
-            targets = queries.targets[sl].to(device)
-            logits = model(queries.tokens[sl].to(device), queries.positions)[0]  # [b, P, V]
-            ok, margin = _margins(logits.to(dtype), targets)
-            ok = ok.all(-1)
-        else:
-            emitted = generate_cot(model, queries.subjects[sl], queries.chains[sl], c.task.cot,
-                                   n_subjects=c.world.n_subjects)[0]  # [b, k]
-            # Rebuild the model's own sequence and score every emitted position against the world.
-            own_tokens = _own_tokens(queries, sl, emitted.cpu())
-            targets = queries.targets[sl].to(device)
-            logits = model(own_tokens.to(device), queries.positions)[0]
-            ok, margin = _margins(logits, targets)
-            ok = ok.all(-1) & (emitted == targets).all(-1)
+    for block_start in range(0, n, block):
+        xs, oks = [], []
+        for start in range(block_start, min(n, block_start + block), chunk):
+            sl = slice(start, min(start + chunk, block_start + block))
+            if c.task.cot == "none":
+                tokens = queries.tokens[sl].to(device)
+                oks.append(torch.ones(tokens.shape[0], dtype=torch.bool, device=device))
+            else:
+                emitted = generate_cot(model, queries.subjects[sl], queries.chains[sl], c.task.cot,
+                                       n_subjects=c.world.n_subjects)[0]  # [b, k]
+                # Score every emitted position along the model's own chain, against the world.
+                tokens = _own_tokens(queries, sl, emitted.cpu()).to(device)
+                oks.append((emitted == queries.targets[sl].to(device)).all(-1))
+            xs.append(readout.project(model.residual(tokens)[0][:, list(queries.positions)]))  # [b, P, d_used]
+        x = torch.cat(xs)  # [b, P, d_used]
+        targets = queries.targets[block_start:block_start + x.shape[0]].to(device)  # [b, P]
+        ok, margin = readout.score(x.flatten(0, 1), targets.flatten())
+        ok = ok.view(targets.shape).all(-1) & torch.cat(oks)
         n_right += int(ok.sum())
         min_margin = min(min_margin, float(margin.min()))
     return ConstructionScore(accuracy=n_right / n, n_queries=n, n_query_space=n_query_space(c.task),

@@ -1,0 +1,65 @@
+"""Every construction by name: which world it needs, which hop counts it answers, how to build it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from georecall.constructions.base import Construction
+from georecall.constructions.cot import build_cot
+from georecall.constructions.disjoint import build_disjoint, build_disjoint_mlp
+from georecall.constructions.multihop import build_kv_memory, build_precompute
+from georecall.constructions.readout import build_meet_in_middle, build_readout_only
+from georecall.constructions.single_hop import build_attention_only, build_selector, build_selector_mlp3
+from georecall.tasks import World, make_world
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build one construction."""
+
+    name: str
+    theorem: str
+    attributes: str  # "shared" or "disjoint": the world it answers
+    hops: int | None  # the only hop count it answers, or None for any k >= 1
+    build: Callable[[World, int, torch.dtype], Construction]
+
+
+CONSTRUCTIONS: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("selector", "Theorem 4.1", "shared", 1, lambda w, k, dt: build_selector(w, dtype=dt)),
+    Recipe("selector-mlp3", "Theorem 4.1, 3-layer MLP", "shared", 1, lambda w, k, dt: build_selector_mlp3(w, dtype=dt)),
+    Recipe("attention-only", "Theorem 4.1, attention only", "shared", 1,
+           lambda w, k, dt: build_attention_only(w, dtype=dt)),
+    Recipe("disjoint", "THEORY §3 F0", "disjoint", 1, lambda w, k, dt: build_disjoint(w, dtype=dt)),
+    Recipe("disjoint-mlp", "THEORY §3 F1", "disjoint", 1, lambda w, k, dt: build_disjoint_mlp(w, dtype=dt)),
+    Recipe("kv-memory", "Theorem 4.3, key-value", "shared", None, lambda w, k, dt: build_kv_memory(w, k, dtype=dt)),
+    Recipe("precompute", "Theorem 4.3, pre-computation", "shared", None,
+           lambda w, k, dt: build_precompute(w, k, dtype=dt)),
+    Recipe("cot", "Theorem 4.4, format A", "shared", None, lambda w, k, dt: build_cot(w, k, dtype=dt)),
+    Recipe("cot-question-first", "Theorem 4.4, format B", "shared", None,
+           lambda w, k, dt: build_cot(w, k, fmt="question_first", dtype=dt)),
+    Recipe("meet-in-middle", "THEORY §6.5", "shared", 2, lambda w, k, dt: build_meet_in_middle(w, dtype=dt)),
+    Recipe("meet-in-middle-tied", "THEORY §6.5, tied", "shared", 2,
+           lambda w, k, dt: build_meet_in_middle(w, tied=True, dtype=dt)),
+    Recipe("readout-only", "THEORY §6.5", "shared", 1, lambda w, k, dt: build_readout_only(w, dtype=dt)),
+]}
+
+
+def build_construction(name: str, n_subjects: int, n_relations: int, n_hops: int | None = None, *,
+                       seed: int = 0, dtype: torch.dtype = torch.float32) -> Construction:
+    """Draw a world from ``seed`` and build construction ``name`` on it; bad combinations raise ValueError.
+
+    ``n_hops`` defaults to the construction's own hop count (1 for those that take any).
+    """
+    if name not in CONSTRUCTIONS:
+        raise ValueError(f"unknown construction {name!r}; choose from {', '.join(CONSTRUCTIONS)}")
+    recipe = CONSTRUCTIONS[name]
+    k = n_hops if n_hops is not None else (recipe.hops or 1)
+    if k < 1:
+        raise ValueError(f"hops must be >= 1, got {k}")
+    if recipe.hops is not None and k != recipe.hops:
+        raise ValueError(f"{name} answers {recipe.hops}-hop queries only, got --hops {k}")
+    world = make_world(n_subjects, n_relations, seed=seed, attributes=recipe.attributes)
+    return recipe.build(world, k, dtype)
