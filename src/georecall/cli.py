@@ -261,8 +261,33 @@ def bound(n_subjects: int, n_relations: int, hops: int, embedding_bits: float, r
     click.echo(f"  information K*log2 N! = {fmt(payload['information_bits'])} bits")
     click.echo("  constructions at their own B_e (content convention, THEORY §6.6):")
     for r in rows:
-        click.echo(f"    {r['name']:<20} readout {r['readout']:<7} P {fmt(r['P_bits']):>9}  B_e {fmt(r['embedding_bits']):>7}"
-                   f"  needs {fmt(r['P_needed']):>9}  {r['verdict']}")
+        click.echo(f"    {r['name']:<20} readout {r['readout']:<7} P {fmt(r['P_bits']):>9}  "
+                   f"B_e {fmt(r['embedding_bits']):>7}  needs {fmt(r['P_needed']):>9}  {r['verdict']}")
+
+
+@cli.command("theory-figures")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the PNG files.")
+@click.option("--n-subjects", type=int, default=65536, show_default=True, help="N for the cost-vs-hops figure.")
+@click.option("--n-relations", type=int, default=4, show_default=True, help="K for both figures.")
+@click.option("--max-hops", type=int, default=5, show_default=True, help="Largest k in the cost-vs-hops figure.")
+def theory_figures(out: str, n_subjects: int, n_relations: int, max_hops: int) -> None:
+    """Draw the theory's two figures: parameter cost against k, and selector d_model against N."""
+    from pathlib import Path
+
+    from georecall.theory.figures import plot_cost_vs_hops, plot_dmodel_vs_n
+
+    if max_hops < 1:
+        raise BadInput(f"--max-hops must be >= 1, got {max_hops}")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    cost = folder / f"cost_vs_hops_N{n_subjects}_K{n_relations}.png"
+    width = folder / f"dmodel_vs_n_K{n_relations}.png"
+    try:
+        plot_cost_vs_hops(n_subjects, n_relations, list(range(1, max_hops + 1)), cost)
+        plot_dmodel_vs_n(n_relations, [2**i for i in range(1, 21)], width)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    click.echo(f"wrote {cost}\nwrote {width}")
 
 
 def main(argv: list[str] | None = None) -> int:

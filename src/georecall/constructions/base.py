@@ -140,8 +140,9 @@ def check_precision(device: torch.device | str, dtype: torch.dtype = torch.float
     if dtype != torch.float32:
         return
     if torch.get_float32_matmul_precision() != "highest":
-        raise RuntimeError("constructions need exact float32 matmuls, but torch.get_float32_matmul_precision() "
-                           f"is {torch.get_float32_matmul_precision()!r}; set it to 'highest' or use float64")
+        raise RuntimeError("constructions need exact float32 matmuls, but TF32/bf16 matmuls are on "
+                           f"(torch.get_float32_matmul_precision() is {torch.get_float32_matmul_precision()!r}); "
+                           "set it to 'highest' or use float64")
     if dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:
         raise RuntimeError("constructions need exact float32 matmuls, but TF32 is enabled "
                            "(torch.backends.cuda.matmul.allow_tf32); turn it off or use float64")

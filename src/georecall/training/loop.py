@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from georecall.config import RunConfig, TrainConfig
+from georecall.config import RunConfig, TrainConfig, resolve_device_name
 from georecall.model import Transformer, param_counts
 from georecall.results import TrainResult, TrainRun, run_meta
 from georecall.tasks import QuerySet, context_length, make_queries, stack_queries, world_for
@@ -40,7 +40,8 @@ class Progress:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unavailable device raises ValueError."""
+    """``auto`` -> CUDA when available, else CPU; a malformed or unavailable device raises ValueError."""
+    resolve_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)

@@ -1,0 +1,51 @@
+"""Checks that need a CUDA device: training there, and constructions exact on it (TF32 and autocast refused)."""
+
+import pytest
+import torch
+
+from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from georecall.constructions import CONSTRUCTIONS, build_construction, score_construction
+from georecall.training import train
+
+pytestmark = pytest.mark.gpu
+
+
+def test_training_on_cuda_reaches_full_accuracy():
+    cfg = RunConfig(task=TaskConfig(n_subjects=512, n_relations=4), model=ModelConfig(d_model=32),
+                    train=TrainConfig(device="cuda"), seeds=(0, 1, 2, 3))
+    run = train(cfg)
+    assert run.result.device.startswith("cuda") and all(a >= 0.99 for a in run.result.accuracy)
+
+
+@pytest.mark.parametrize("name", list(CONSTRUCTIONS))
+def test_constructions_are_exact_on_cuda_in_float32(name):
+    hops = CONSTRUCTIONS[name].hops or 3
+    c = build_construction(name, 257, 5, hops)
+    score = score_construction(c, device="cuda")
+    assert score.accuracy == 1.0 and score.min_margin > 0.5
+    assert c.model.embed.W_E.device.type == "cpu"  # scored on a copy
+
+
+def test_long_cot_chains_on_cuda():
+    c = build_construction("cot", 257, 5, 24)
+    assert score_construction(c, device="cuda", n_queries=20_000).accuracy == 1.0
+
+
+def test_tf32_and_autocast_are_refused():
+    c = build_construction("cot", 64, 3, 4)
+    old = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        with pytest.raises(RuntimeError, match="TF32"):
+            score_construction(c, device="cuda")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    with torch.autocast("cuda", dtype=torch.bfloat16), pytest.raises(RuntimeError, match="autocast"):
+        score_construction(c, device="cuda")
+    # float64 needs no guard: TF32 does not touch it.
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        c64 = build_construction("cot", 64, 3, 4, dtype=torch.float64)
+        assert score_construction(c64, device="cuda").accuracy == 1.0
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
