@@ -23,6 +23,9 @@ def test_small_ensemble_trains_to_full_accuracy_and_each_member_stops_on_its_own
     # Step 0 is evaluated, before any update: chance level.
     first = [m for m in run.metrics if m["step"] == 0]
     assert len(first) == 2 and all(m["accuracy"] < 0.2 for m in first)
+    assert all(len(m["per_relation"]) == 3 and len(m["per_hop"]) == 1 for m in run.metrics)
+    last = [m for m in run.metrics if m["step"] == run.result.steps[m["member"]]]
+    assert [m["per_relation"] for m in last] == [[1.0] * 3] * 2  # recorded at each member's stop step
     # A member's weights are those of its stop step: re-scoring the returned model gives 100 %.
     logits = run.model(stack_queries([make_queries(w, SMALL.task) for w in run.worlds]).tokens, (1,))
     targets = torch.stack([make_queries(w, SMALL.task).targets for w in run.worlds])

@@ -17,7 +17,7 @@ class EvalResult:
 
     accuracy: list[float]  # fraction of queries with every answer position right (the whole chain for CoT)
     loss: list[float]  # mean cross-entropy over answer positions
-    per_relation: list[list[float]]  # [E][K]: accuracy of answers produced by relation r
+    per_relation: list[list[float | None]]  # [E][K]: accuracy of answers produced by relation r (None: unseen)
     per_hop: list[list[float]]  # [E][P]: accuracy at hop j (one entry for direct queries)
 
 
@@ -26,6 +26,36 @@ def answer_scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
     correct = logits.argmax(-1) == targets
     ce = F.cross_entropy(logits.flatten(0, 2).float(), targets.flatten(), reduction="none").view_as(targets)
     return correct, ce
+
+
+class ScoreTally:
+    """Running per-member counts of right answers, overall, per relation and per hop."""
+
+    def __init__(self, n_members: int, n_positions: int, n_relations: int, device: torch.device) -> None:
+        self.n = 0
+        self.right = torch.zeros(n_members, device=device)
+        self.loss = torch.zeros(n_members, device=device)
+        self.rel_right = torch.zeros(n_members, n_relations, device=device)
+        self.rel_total = torch.zeros(n_members, n_relations, device=device)
+        self.hop_right = torch.zeros(n_members, n_positions, device=device)
+
+    def add(self, correct: torch.Tensor, ce: torch.Tensor, relations: torch.Tensor) -> None:
+        """``correct``, ``ce``, ``relations``: [E, b, P] for b more queries."""
+        self.n += correct.shape[1]
+        self.right += correct.all(-1).sum(1)
+        self.loss += ce.mean(-1).sum(1)
+        self.hop_right += correct.sum(1)
+        rel = relations.flatten(1)
+        self.rel_right.scatter_add_(1, rel, correct.flatten(1).float())
+        self.rel_total.scatter_add_(1, rel, torch.ones_like(rel, dtype=torch.float))
+
+    def result(self) -> EvalResult:
+        per_rel = (self.rel_right / self.rel_total.clamp(min=1)).tolist()
+        seen = (self.rel_total > 0).tolist()  # a sampled set may miss a relation: report None, not NaN
+        per_rel = [[v if ok else None for v, ok in zip(row, mask, strict=True)]
+                   for row, mask in zip(per_rel, seen, strict=True)]
+        return EvalResult(accuracy=(self.right / self.n).tolist(), loss=(self.loss / self.n).tolist(),
+                          per_relation=per_rel, per_hop=(self.hop_right / self.n).tolist())
 
 
 @torch.no_grad()
@@ -37,24 +67,13 @@ def evaluate(model: Transformer, queries: QuerySet, n_relations: int, *, chunk: 
     """
     device = model.embed.W_E.device
     e, b, p = queries.targets.shape
-    n_right = torch.zeros(e, device=device)
-    loss_sum = torch.zeros(e, device=device)
-    rel_right = torch.zeros(e, n_relations, device=device)
-    rel_total = torch.zeros(e, n_relations, device=device)
-    hop_right = torch.zeros(e, p, device=device)
+    tally = ScoreTally(e, p, n_relations, device)
     for start in range(0, b, chunk):
         sl = slice(start, start + chunk)
         tokens, targets = queries.tokens[:, sl].to(device), queries.targets[:, sl].to(device)
-        relations = queries.relations[:, sl].to(device)
         correct, ce = answer_scores(model(tokens, queries.positions), targets)
-        n_right += correct.all(-1).sum(1)
-        loss_sum += ce.mean(-1).sum(1)
-        hop_right += correct.sum(1)
-        rel_right.scatter_add_(1, relations.flatten(1), correct.flatten(1).float())
-        rel_total.scatter_add_(1, relations.flatten(1), torch.ones_like(relations.flatten(1), dtype=torch.float))
-    per_rel = torch.where(rel_total > 0, rel_right / rel_total.clamp(min=1), torch.nan)
-    return EvalResult(accuracy=(n_right / b).tolist(), loss=(loss_sum / b).tolist(),
-                      per_relation=per_rel.tolist(), per_hop=(hop_right / b).tolist())
+        tally.add(correct, ce, queries.relations[:, sl].to(device))
+    return tally.result()
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from georecall.config import RunConfig, TrainConfig, resolve_device_name
 from georecall.model import Transformer, param_counts
 from georecall.results import TrainResult, TrainRun, run_meta
 from georecall.tasks import QuerySet, context_length, make_queries, stack_queries, world_for
-from georecall.training.evaluate import answer_scores, evaluate
+from georecall.training.evaluate import EvalResult, ScoreTally, answer_scores, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     model = model.to(device)
     e, n_q = len(seeds), data.targets.shape[1]  # data is stacked: [E, B, ...]
     n_rel = config.task.n_relations
-    tokens, targets = data.tokens.to(device), data.targets.to(device)
+    tokens, targets, relations = data.tokens.to(device), data.targets.to(device), data.relations.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc))
@@ -137,12 +137,13 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
         steps_taken[member], reasons[member] = step, reason
         snapshots[member] = {k: v[member].detach().clone() for k, v in model.state_dict().items()}
 
-    def record(step: int, ev_acc: list[float], ev_loss: list[float]) -> None:
+    def record(step: int, ev: EvalResult) -> None:
         lr = opt.param_groups[0]["lr"]
         for m in range(e):
             if active[m] or steps_taken[m] == step:
-                metrics.append({"step": step, "member": m, "seed": seeds[m], "loss": ev_loss[m],
-                                "accuracy": ev_acc[m], "lr": lr})
+                metrics.append({"step": step, "member": m, "seed": seeds[m], "loss": ev.loss[m],
+                                "accuracy": ev.accuracy[m], "per_relation": ev.per_relation[m],
+                                "per_hop": ev.per_hop[m], "lr": lr})
 
     for step in range(tc.steps + 1):
         is_eval = step % tc.eval_every == 0 or step == tc.steps
@@ -154,15 +155,17 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
             loss_e = ce.mean(dim=(1, 2))
             acc = correct.all(-1).float().mean(1).tolist()
             if is_eval:
+                tally = ScoreTally(e, len(data.positions), n_rel, device)
+                tally.add(correct.detach(), ce.detach(), relations)
                 last_acc = acc
-                record(step, acc, loss_e.tolist())
+                record(step, tally.result())
         else:
             if is_eval:
                 model.eval()
                 ev = evaluate(model, data, n_rel, chunk=tc.eval_chunk)
                 model.train()
                 acc = last_acc = ev.accuracy
-                record(step, ev.accuracy, ev.loss)
+                record(step, ev)
             else:
                 acc = None
         if acc is not None:
