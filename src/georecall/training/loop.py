@@ -137,11 +137,10 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
         steps_taken[member], reasons[member] = step, reason
         snapshots[member] = {k: v[member].detach().clone() for k, v in model.state_dict().items()}
 
-    def record(step: int, ev: EvalResult) -> None:
+    def record(step: int, ev: EvalResult, members: list[int]) -> None:
         lr = opt.param_groups[0]["lr"]
-        for m in range(e):
-            if active[m] or steps_taken[m] == step:
-                metrics.append({"step": step, "member": m, "seed": seeds[m], "loss": ev.loss[m],
+        for m in members:
+            metrics.append({"step": step, "member": m, "seed": seeds[m], "loss": ev.loss[m],
                                 "accuracy": ev.accuracy[m], "per_relation": ev.per_relation[m],
                                 "per_hop": ev.per_hop[m], "lr": lr})
 
@@ -154,18 +153,20 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
             correct, ce = answer_scores(logits, targets)
             loss_e = ce.mean(dim=(1, 2))
             acc = correct.all(-1).float().mean(1).tolist()
-            if is_eval:
+            stopping = [m for m in range(e) if active[m] and acc[m] >= tc.target_accuracy]
+            if is_eval or stopping:  # a member's stop step is always in its metrics
                 tally = ScoreTally(e, len(data.positions), n_rel, device)
                 tally.add(correct.detach(), ce.detach(), relations)
+                record(step, tally.result(), [m for m in range(e) if active[m]] if is_eval else stopping)
+            if is_eval:
                 last_acc = acc
-                record(step, tally.result())
         else:
             if is_eval:
                 model.eval()
                 ev = evaluate(model, data, n_rel, chunk=tc.eval_chunk)
                 model.train()
                 acc = last_acc = ev.accuracy
-                record(step, ev)
+                record(step, ev, [m for m in range(e) if active[m]])
             else:
                 acc = None
         if acc is not None:
