@@ -17,17 +17,9 @@ import numpy as np
 import torch
 
 from georecall.config import TaskConfig
-from georecall.constructions.base import Construction, make_counts, n_bits, signs, zero_model
-from georecall.constructions.single_hop import (
-    N_CTX,
-    _ceil_log2,
-    _gate_units,
-    _load,
-    _measured_counts,
-    _s_span,
-    _selector_layout,
-    _selector_model,
-)
+from georecall.constructions.base import Construction, make_counts, n_bits, signs
+from georecall.constructions.gadgets import assemble, coords, selector_gate_slices, subject_tree, uniform_head
+from georecall.constructions.single_hop import N_CTX, selector_layout, selector_model
 from georecall.tasks import World
 
 
@@ -54,39 +46,30 @@ def build_disjoint(world: World, *, dtype: torch.dtype = torch.float32) -> Const
     n, k_rel, n_attr = world.n_subjects, world.n_relations, world.vocab.attributes_per_relation
     v = world.vocab.d_vocab
     m_a = n_bits(n_attr)
-    lay = _selector_layout(k_rel, m_a, answer_block=False)  # S_0..S_{K-1} (m_A each), Z (K)
-    d, km = lay.size, k_rel * m_a
-    s_all = _s_span(lay, k_rel)
-    model = zero_model(d_model=d, d_vocab=v, n_ctx=N_CTX, d_head=km, d_mlp=1, attn_only=True, dtype=dtype)
+    lay = selector_layout(k_rel, m_a, answer_block=False)  # S_0..S_{K-1} (m_A each), Z (K)
+    d = lay.size
 
-    w_e = np.zeros((v, d))  # [V, d]
-    for r in range(k_rel):
-        w_e[:n, lay[f"S_{r}"]] = signs(world.maps[r], m_a)
-        w_e[n + r, lay.index("Z", r)] = 1.0
-    w_v = np.zeros((1, d, km))  # [H, d, d_head]
-    w_v[0, s_all, :] = np.eye(km)
-    w_o = np.zeros((1, km, d))  # [H, d_head, d]
-    w_o[0, :, s_all] = 2 * np.eye(km)  # alpha = (1/2, 1/2): position 1 gets the subject's codes back
+    w_e = subject_tree(lay, world.maps, m_a, v, encode=signs)  # [V, d]
+    w_e[n + np.arange(k_rel), coords(lay, "Z")] = 1.0
+    head = uniform_head(lay, ["S"], ["S"], gain=2.0)  # alpha = (1/2, 1/2): position 1 gets the subject's codes back
     w_u = np.zeros((d, v))  # [d, V]; subject and relation columns stay 0
     codes = signs(np.arange(n_attr), m_a).T  # [m_A, n_A]
     for r in range(k_rel):
         cols = slice(world.vocab.attribute(r, 0), world.vocab.attribute(r, n_attr - 1) + 1)
         w_u[lay[f"S_{r}"], cols] = codes
         w_u[lay.index("Z", r), cols] = 2.0  # tau = 2
-    _load(model, {"embed.W_E": w_e, "blocks.0.attn.W_V": w_v, "blocks.0.attn.W_O": w_o, "unembed.W_U": w_u})
-    heads = [[(1, km)]]
+    model, params, dims = assemble(w_e=w_e, w_pos=None, heads=[[head]], mlps=None, w_u=w_u, n_ctx=N_CTX,
+                                   dtype=dtype)
     return Construction(
         name="disjoint", model=model, world=world, task=_disjoint_task(world),
         theorem="Appendix F setting, F0 (THEORY §3)",
-        dims={"d_model": d, "mlp_widths": [], "n_layers": 1, "n_heads": 1, "heads": heads, "n_ctx": N_CTX,
-              "m": m_a},
-        params=_measured_counts(model, heads), formula=_disjoint_formula(n, k_rel, n_attr),
+        dims={**dims, "m": m_a}, params=params, formula=_disjoint_formula(n, k_rel, n_attr),
         notes={"layout": lay, "subject_code": "signs", "code_offset": 0})
 
 
 def _disjoint_formula(n: int, k_rel: int, n_attr: int) -> dict[str, int]:
     """THEORY §3 F0: ``d = K m_A + K``, attention ``2d + 2 K m_A d``, MLP 0, ``V = N + K + K n_A``."""
-    m_a = _ceil_log2(n_attr)
+    m_a = n_bits(n_attr)
     d = k_rel * m_a + k_rel
     v = n + k_rel + k_rel * n_attr
     return make_counts(embedding=d * v, attention=2 * d + 2 * k_rel * m_a * d, unembedding=v * d)
@@ -108,20 +91,18 @@ def build_disjoint_mlp(world: World, *, dtype: torch.dtype = torch.float32) -> C
     codes = np.arange(k_rel)[:, None] * n_attr + world.maps  # [K, N] global index of f_r(s)
     readout = np.zeros((v, m))  # [V, m]
     readout[world.vocab.attribute_offset:] = signs(np.arange(k_rel * n_attr), m)
-    model, lay, heads = _selector_model(codes, m, readout, dtype=dtype)
+    model, lay, params, dims = selector_model(codes, m, readout, dtype=dtype)
     return Construction(
         name="disjoint-mlp", model=model, world=world, task=_disjoint_task(world),
         theorem="Appendix F setting, F1 (THEORY §3)",
-        dims={"d_model": lay.size, "mlp_widths": [k_rel * m], "n_layers": 1, "n_heads": 1, "heads": heads,
-              "n_ctx": N_CTX, "m": m},
-        params=_measured_counts(model, heads), formula=_disjoint_mlp_formula(n, k_rel, n_attr),
+        dims={**dims, "m": m}, params=params, formula=_disjoint_mlp_formula(n, k_rel, n_attr),
         notes={"layout": lay, "subject_code": "bits", "code_offset": n_attr,
-               "gate_hook": "blocks.0.mlp.hook_post", "gate_units": _gate_units(k_rel, m)})
+               "gate_hook": "blocks.0.mlp.hook_post", "gate_units": selector_gate_slices(k_rel, m)})
 
 
 def _disjoint_mlp_formula(n: int, k_rel: int, n_attr: int) -> dict[str, int]:
     """THEORY §3 F1: §2.1's counts with ``m' = ceil(log2(K n_A))`` and ``V = N + K + K n_A``."""
-    m = _ceil_log2(k_rel * n_attr)
+    m = n_bits(k_rel * n_attr)
     d = (k_rel + 1) * m + k_rel
     v = n + k_rel + k_rel * n_attr
     return make_counts(embedding=d * v, attention=2 * d + 2 * k_rel * m * d,

@@ -19,16 +19,17 @@ import torch
 
 from georecall.config import TaskConfig
 from georecall.constructions.base import Construction, Layout, bits, make_counts, n_bits, signs
-from georecall.constructions.multihop import (
-    _assemble,
-    _blocks,
-    _check_args,
-    _concat_units,
-    _Head,
-    _Mlp,
-    _pointer_head,
-    _positions,
-    _Weights,
+from georecall.constructions.gadgets import (
+    Mlp,
+    assemble,
+    block_bounds,
+    check_chain_args,
+    concat_units,
+    coords,
+    gate_units,
+    pointer_head,
+    positional_table,
+    uniform_head,
 )
 from georecall.tasks import World
 
@@ -42,7 +43,7 @@ def build_readout_only(world: World, *, dtype: torch.dtype = torch.float32) -> C
     ``Km + K``, no positional embedding, no softmax scale. Embeddings, attention and MLP are fact-free;
     the readout holds ``N K m`` bits. Needs bijections (the readout stores ``f_r^{-1}``).
     """
-    _check_args(world, 1, None)
+    check_chain_args(world, 1, None)
     _check_bijective(world)
     n, k_rel = world.n_subjects, world.n_relations
     m = n_bits(n)
@@ -55,21 +56,22 @@ def build_readout_only(world: World, *, dtype: torch.dtype = torch.float32) -> C
     w_e = np.zeros((v, d))  # [V, d]
     w_e[:n, lay["S"]] = bits(np.arange(n), m)  # fact-free
     w_e[n:, lay["Z"]] = np.eye(k_rel)
-    head = _uniform_head(lay, "S", "S", gain=2.0)  # at position 1: S = b(s) exactly
+    head = uniform_head(lay, ["S"], ["S"], gain=2.0)  # at position 1: S = b(s) exactly
     # G1 gates ReLU(S_i + Z_r - 1) = b_i(s) [r = r*], output 2 on O_{r,i}; K units ReLU(Z_r) put -1 on O_r.
-    mlp = _concat_units(_relation_gates(lay, k_rel, m), _block_bias_units(lay, k_rel, m))
+    gates = gate_units(d, d, np.tile(coords(lay, "S"), (k_rel, 1)), coords(lay, "Z"),
+                       coords(lay, "O").reshape(k_rel, m))
+    mlp = concat_units(gates, _block_bias_units(lay, k_rel, m))
     w_u = np.zeros((d, v))  # [d, V]; relation columns 0
     w_u[lay["O"], :n] = _backward_codes(world, m).T
 
-    weights = _Weights(w_e=w_e, w_pos=None, heads=[head], mlps=[mlp], w_u=w_u)
-    model, params, dims = _assemble(weights, n_ctx=2, dtype=dtype)
+    model, params, dims = assemble(w_e=w_e, w_pos=None, heads=[[head]], mlps=[mlp], w_u=w_u, n_ctx=2, dtype=dtype)
     return Construction(
         name="readout-only", model=model, world=world,
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=1),
         theorem="readout-only model, learned readout (THEORY §6.5 (a))",
         dims={**dims, "beta": None, "m": m}, params=params, formula=readout_only_formula(n, k_rel),
         notes={"content_bits": {"P": n * k_rel * m, "B_e": 0}, "readout": "learned",
-               "fact_dependent": ["unembed.W_U"], "blocks": _blocks(lay)},
+               "fact_dependent": ["unembed.W_U"], "blocks": block_bounds(lay)},
     )
 
 
@@ -86,7 +88,7 @@ def build_meet_in_middle(world: World, *, tied: bool = False, beta: float = 20.0
     and the head writes into a separate register S' so that S is empty at the answer. Scale
     ``beta >= 4`` is comfortable; needs bijections.
     """
-    _check_args(world, 2, beta)
+    check_chain_args(world, 2, beta)
     _check_bijective(world)
     n, k_rel = world.n_subjects, world.n_relations
     m = n_bits(n)
@@ -109,19 +111,19 @@ def build_meet_in_middle(world: World, *, tied: bool = False, beta: float = 20.0
     w_e[n:, lay["Z"]] = np.eye(k_rel)
     if tied:
         w_e[:n, lay["O"]] = _backward_codes(world, m)
-    head = _pointer_head(lay, 0.5, beta, reads=["S", "Z"], writes=[tree, "R"], gain=2.0)
+    head = pointer_head(lay, beta, center=0.5, reads=["S", "Z"], writes=[tree, "R"], gain=2.0)
     # G2 AND of S_{r1,i}, R_{r1}, Z_{r2}, output ±2 on O_{r2,i}; K units ReLU(Z_{r2}) put -1 on O_{r2}.
-    mlp = _concat_units(_three_way_ands(lay, k_rel, m, read=tree), _block_bias_units(lay, k_rel, m))
+    mlp = concat_units(_three_way_ands(lay, k_rel, m, read=tree), _block_bias_units(lay, k_rel, m))
     w_u = None
     if not tied:
         w_u = np.zeros((d, v))  # [d, V]
         w_u[lay["O"], :n] = _backward_codes(world, m).T
 
-    weights = _Weights(w_e=w_e, w_pos=_positions(lay, 3), heads=[head], mlps=[mlp], w_u=w_u)
-    model, params, dims = _assemble(weights, n_ctx=3, dtype=dtype)
+    model, params, dims = assemble(w_e=w_e, w_pos=positional_table(lay, 3), heads=[[head]], mlps=[mlp], w_u=w_u,
+                                   n_ctx=3, dtype=dtype)
     content = {"P": 0, "B_e": 2 * k_rel * m} if tied else {"P": n * k_rel * m, "B_e": k_rel * m}
     notes = {"content_bits": content,
-             "readout": "tied" if tied else "learned", "tied": tied, "blocks": _blocks(lay),
+             "readout": "tied" if tied else "learned", "tied": tied, "blocks": block_bounds(lay),
              "fact_dependent": ["embed.W_E[:N]"] if tied else ["embed.W_E[:N]", "unembed.W_U"]}
     if tied:
         notes["unembedding"] = ("0: the readout is W_E^T (tie_unembed=True), already counted in the "
@@ -177,29 +179,7 @@ def _backward_codes(world: World, m: int) -> np.ndarray:
     return signs(inverse.T, m).reshape(n, k_rel * m)
 
 
-def _uniform_head(lay: Layout, read: str, write: str, *, gain: float) -> _Head:
-    """§2.2 head: ``W_Q = W_K = 0`` (``d_k = 1``), so two positions get 1/2 each exactly; copies ``read``."""
-    d = lay.size
-    width = lay[read].stop - lay[read].start
-    w_v = np.zeros((d, width))  # [d, d_v]
-    w_v[lay[read]] = np.eye(width)
-    w_o = np.zeros((width, d))  # [d_v, d]
-    w_o[:, lay[write]] = gain * np.eye(width)
-    return {"W_Q": np.zeros((d, 1)), "W_K": np.zeros((d, 1)), "W_V": w_v, "W_O": w_o}
-
-
-def _relation_gates(lay: Layout, k_rel: int, m: int) -> _Mlp:
-    """G1 gates ``ReLU(S_i + Z_r - 1) = b_i(s) [r = r*]`` for every ``(r, i)``, output 2 on ``O_{r,i}``."""
-    d, w = lay.size, k_rel * m
-    u = np.arange(w)  # unit (r, i) = r m + i
-    w_in, w_out = np.zeros((d, w)), np.zeros((w, d))
-    w_in[lay["S"].start + u % m, u] = 1.0
-    w_in[lay["Z"].start + u // m, u] = 1.0
-    w_out[u, lay["O"].start + u] = 2.0
-    return w_in, -np.ones(w), w_out, np.zeros(d)
-
-
-def _three_way_ands(lay: Layout, k_rel: int, m: int, *, read: str) -> _Mlp:
+def _three_way_ands(lay: Layout, k_rel: int, m: int, *, read: str) -> Mlp:
     """G2 ANDs of ``x = read_{r1,i}``, ``R_{r1}``, ``Z_{r2}``: ``ReLU(2p' - 9/2) - ReLU(2p' - 11/2)``.
 
     Here ``p' = x + R + Z``; the AND is 1 when all three are 1 and 0 when any is 0 (tolerance 1/4).
@@ -215,15 +195,15 @@ def _three_way_ands(lay: Layout, k_rel: int, m: int, *, read: str) -> _Mlp:
         w_in[lay["R"].start + r1, half + j] = 2.0
         w_in[lay["Z"].start + r2, half + j] = 2.0
         w_out[half + j, lay["O"].start + r2 * m + i] = 2.0 * sign
-    return w_in, b_in, w_out, np.zeros(d)
+    return Mlp(w_in, b_in, w_out, np.zeros(d))
 
 
-def _block_bias_units(lay: Layout, k_rel: int, m: int) -> _Mlp:
+def _block_bias_units(lay: Layout, k_rel: int, m: int) -> Mlp:
     """K units ``ReLU(Z_r)`` writing ``-1`` on all of ``O_r``: the ``-1`` of ``c = 2b - 1``; queried r."""
     d = lay.size
     w_in, w_out = np.zeros((d, k_rel)), np.zeros((k_rel, d))
     w_in[lay["Z"], :] = np.eye(k_rel)
     for r in range(k_rel):
         w_out[r, lay["O"].start + r * m:lay["O"].start + (r + 1) * m] = -1.0
-    return w_in, np.zeros(k_rel), w_out, np.zeros(d)
+    return Mlp(w_in, np.zeros(k_rel), w_out, np.zeros(d))
 
