@@ -166,11 +166,23 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: tuple[int, ...] = (0,)  # one ensemble member per seed (its world, init and batches)
+    lrs: tuple[float, ...] | None = None  # per-member peak learning rate (None: train.lr for every member)
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1, "seeds must name at least one seed")
-        _check(len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {list(self.seeds)}")
         _check(all(s >= 0 for s in self.seeds), f"seeds must be >= 0, got {list(self.seeds)}")
+        if self.lrs is None:
+            _check(len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {list(self.seeds)}")
+        else:
+            _check(len(self.lrs) == len(self.seeds),
+                   f"lrs must give one learning rate per seed ({len(self.seeds)}), got {len(self.lrs)}")
+            _check(all(lr > 0 for lr in self.lrs), f"lrs must be > 0, got {list(self.lrs)}")
+            pairs = list(zip(self.seeds, self.lrs, strict=True))
+            _check(len(set(pairs)) == len(pairs), f"(seed, lr) pairs must be distinct, got {pairs}")
+
+    def member_lrs(self) -> tuple[float, ...]:
+        """The peak learning rate of each member."""
+        return self.lrs if self.lrs is not None else (self.train.lr,) * len(self.seeds)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -213,11 +225,13 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a :class:`RunConfig` from :func:`to_dict` output, checking keys and types."""
     data = dict(data)
-    unknown = sorted(set(data) - {"task", "model", "train", "seeds"})
+    unknown = sorted(set(data) - {"task", "model", "train", "seeds", "lrs"})
     _check(not unknown, f"unknown key(s) in run config: {', '.join(unknown)}")
     kwargs: dict[str, Any] = {name: _build(cls, data[name], name) for name, cls in _SECTIONS.items() if name in data}
     if "seeds" in data:
         kwargs["seeds"] = _coerce(tuple[int, ...], data["seeds"], "seeds")
+    if data.get("lrs") is not None:
+        kwargs["lrs"] = _coerce(tuple[float, ...], data["lrs"], "lrs")
     return RunConfig(**kwargs)
 
 

@@ -100,3 +100,16 @@ def test_trained_one_layer_cot_model_generates_whole_chains(cot):
     other = score_generation(run.model, [run.worlds[0].redraw(99)], queries)
     assert other.step_accuracy[0][0] < 0.2 and other.chain_accuracy[0] < 0.05
     assert max(other.first_error_step[0]) >= 1
+
+
+def test_per_member_learning_rates_equal_separate_runs():
+    """Members with their own lr in one ensemble follow exactly the runs trained alone at that lr."""
+    base = dataclasses.replace(SMALL, train=dataclasses.replace(SMALL.train, steps=15, weight_decay=0.1,
+                                                                target_accuracy=1.0))
+    together = train(dataclasses.replace(base, seeds=(0, 0, 1), lrs=(1e-2, 3e-3, 3e-3)))
+    for e, (seed, lr) in enumerate([(0, 1e-2), (0, 3e-3), (1, 3e-3)]):
+        alone = train(dataclasses.replace(base, seeds=(seed,), train=dataclasses.replace(base.train, lr=lr)))
+        for (k, a), b in zip(together.model.state_dict().items(), alone.model.state_dict().values(), strict=True):
+            torch.testing.assert_close(a[e], b[0], rtol=1e-4, atol=1e-6, msg=k)
+    with pytest.raises(ValueError, match="one learning rate per seed"):
+        RunConfig(seeds=(0, 1), lrs=(1e-2,))

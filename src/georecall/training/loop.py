@@ -122,6 +122,11 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc))
+    # Per-member learning rates: an AdamW step (update and decoupled decay) is linear in lr, so a
+    # member's step taken at train.lr and scaled by lr_e / train.lr is exactly its step at lr_e.
+    lr_scale = None
+    if config.lrs is not None and any(lr != tc.lr for lr in config.lrs):
+        lr_scale = torch.tensor([lr / tc.lr for lr in config.lrs], device=device)
     batches = _Batches(n_q, tc.batch_size, seeds, device) if tc.batch_size is not None else None
     full_batch = batches is None or batches.bs == n_q
 
@@ -193,7 +198,15 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
         loss = torch.where(mask, loss_e, torch.zeros_like(loss_e)).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        if lr_scale is None:
+            opt.step()
+        else:
+            with torch.no_grad():
+                before = [p.detach().clone() for p in trainable]
+            opt.step()
+            with torch.no_grad():
+                for p, p0 in zip(trainable, before, strict=True):
+                    p.copy_(p0 + (p - p0) * lr_scale.view(-1, *([1] * (p.dim() - 1))))
         sched.step()
         if progress is not None:
             progress(Progress(step=step + 1, total=tc.steps, active=int(active.sum()),
