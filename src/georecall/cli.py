@@ -155,6 +155,73 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
         click.echo(f"run written to {out_dir}")
 
 
+def _sweep_progress(enabled: bool, desc: str):  # -> (callback, close)
+    """A runs-done / total bar with an ETA on stderr."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Sweep folder: results.sqlite and one run directory per run "
+              "(default: $GEORECALL_OUT/sweeps, else ./runs/sweeps).")
+@click.option("--device", help="Override train.device for every run (not part of a run's identity).")
+@click.option("--max-members", type=int, default=64, show_default=True, help="Largest ensemble trained at once.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also export this sweep's rows as CSV.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_path: str | None,
+          as_json: bool, quiet: bool) -> None:
+    """Run a sweep file: a base config and a grid, trained as ensembles; re-running resumes.
+
+    \b
+    A sweep file (YAML or JSON):
+      name: width_vs_n
+      base: {task: {n_relations: 4}, train: {steps: 2000}}
+      grid: {task.n_subjects: [64, 128], model.d_model: [8, 16], seeds: [0, 1]}
+    """
+    from georecall.results.store import ResultStore
+    from georecall.training import resolve_device
+    from georecall.training.sweep import STORE_NAME, load_sweep_file, run_sweep
+
+    out_dir = out or os.path.join(os.environ.get("GEORECALL_OUT", "runs"), "sweeps")
+    try:
+        name, runs = load_sweep_file(file)
+        if device is not None:
+            resolve_device(device)
+        if max_members < 1:
+            raise ValueError(f"--max-members must be >= 1, got {max_members}")
+    except (ValueError, OSError) as err:
+        raise BadInput(str(err)) from None
+    except Exception as err:  # malformed YAML or JSON
+        raise BadInput(f"{file}: {type(err).__name__}: {err}") from None
+    callback, close = _sweep_progress(not quiet, name)
+    try:
+        report = run_sweep(runs, out_dir, experiment=name, max_members=max_members, device=device,
+                           progress=callback)
+    finally:
+        close()
+    if csv_path:
+        with ResultStore(os.path.join(out_dir, STORE_NAME)) as store:
+            store.export_csv(csv_path, experiment=name)
+    payload = {"name": name, **dataclasses.asdict(report), "store": os.path.join(out_dir, STORE_NAME)}
+    if as_json:
+        click.echo(json.dumps(payload))
+    else:
+        click.echo(f"{name}: {report.total} runs, {report.skipped} already done, {report.trained} trained, "
+                   f"{report.failed} failed; results in {payload['store']}")
+
+
 _CONSTRUCTION_NAMES = ["selector", "selector-mlp3", "attention-only", "disjoint", "disjoint-mlp", "kv-memory",
                        "precompute", "cot", "cot-question-first", "meet-in-middle", "meet-in-middle-tied",
                        "readout-only"]

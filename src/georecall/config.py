@@ -235,9 +235,21 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     return RunConfig(**kwargs)
 
 
+#: Fields that say where and how a run executes, not what it computes: left out of its identity.
+_NOT_IDENTITY = {"train": ("device", "eval_chunk")}
+
+
 def config_hash(cfg: Any) -> str:
-    """SHA-256 of the canonical JSON of a config: equal configs give equal hashes across sessions."""
-    canonical = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of the canonical JSON of a config: equal configs give equal hashes across sessions.
+
+    ``train.device`` and ``train.eval_chunk`` are left out: the same run on another device is the
+    same run.
+    """
+    data = to_dict(cfg)
+    for section, names in _NOT_IDENTITY.items():
+        for name in names:
+            data.get(section, {}).pop(name, None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -1,0 +1,222 @@
+"""Sweeps: a grid of runs, trained as ensembles of one shape, stored crash-safely, resumable.
+
+A *run* is one model: a :class:`RunConfig` with one seed, identified by its config hash. Runs that
+differ only in seed and learning rate share a shape and train together as one ensemble
+(``RunConfig.seeds``/``lrs``); the ensemble is split back into one run directory per member,
+``<out>/<experiment>/<hash[:12]>/``, and one row per run in ``<out>/results.sqlite``.
+
+Re-running a sweep skips every run whose row says ``done`` and whose directory is complete, so a
+sweep killed at any point (Ctrl-C or SIGKILL) resumes without redoing or losing finished runs. A
+group that raises records its error for each of its runs (``error.txt`` and a ``failed`` row) and
+the sweep goes on; failed runs are tried again on the next invocation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from georecall.config import RunConfig, apply_overrides, config_hash, run_config_from_dict
+from georecall.results import TrainResult, TrainRun, is_complete, save_run
+from georecall.results.store import ResultStore
+from georecall.training.loop import train
+
+log = logging.getLogger(__name__)
+
+STORE_NAME = "results.sqlite"
+#: TrainResult fields that hold one entry per ensemble member.
+_PER_MEMBER = ("accuracy", "steps", "stop_reason", "loss", "per_relation", "per_hop", "seeds")
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one invocation of :func:`run_sweep` did."""
+
+    total: int  # runs in the sweep
+    skipped: int  # already done before this invocation
+    trained: int  # done now
+    failed: int  # failed now (their errors are in the store and in error.txt)
+    out_dir: str
+
+
+def expand_grid(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> list[RunConfig]:
+    """The cartesian product of ``grid`` over ``base``, one run (one seed) per combination.
+
+    Keys are ``section.field`` (as in ``--set``) or ``seeds``/``seed``; values are lists. Seeds not
+    in the grid come from ``base.seeds`` (each its own run).
+    """
+    grid = dict(grid)
+    seeds = grid.pop("seeds", None) or grid.pop("seed", None) or list(base.seeds)
+    keys = list(grid)
+    for key in keys:
+        if not isinstance(grid[key], (list, tuple)) or not grid[key]:
+            raise ValueError(f"grid values must be non-empty lists, got {key}: {grid[key]!r}")
+    runs = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        overrides = [f"{k}={_as_override(v)}" for k, v in zip(keys, values, strict=True)]
+        cfg = apply_overrides(base, overrides)
+        runs.extend(dataclasses.replace(cfg, seeds=(int(s),), lrs=None) for s in seeds)
+    return runs
+
+
+def _as_override(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def single_runs(config: RunConfig) -> list[RunConfig]:
+    """The one-model runs of an ensemble config (member e: seed e, its own learning rate)."""
+    return [dataclasses.replace(config, seeds=(s,), lrs=None, train=dataclasses.replace(config.train, lr=lr))
+            for s, lr in zip(config.seeds, config.member_lrs(), strict=True)]
+
+
+def shape_key(run: RunConfig) -> str:
+    """Runs with equal keys can share an ensemble: everything but seed and learning rate agrees."""
+    return config_hash(dataclasses.replace(run, seeds=(0,), lrs=None,
+                                           train=dataclasses.replace(run.train, lr=1.0)))
+
+
+def group_runs(runs: Sequence[RunConfig], max_members: int) -> list[RunConfig]:
+    """Pack one-model runs into ensemble configs of one shape, at most ``max_members`` each, in order."""
+    groups: dict[str, list[RunConfig]] = {}
+    for r in runs:
+        groups.setdefault(shape_key(r), []).append(r)
+    out = []
+    for members in groups.values():
+        for i in range(0, len(members), max_members):
+            chunk = members[i:i + max_members]
+            lrs = tuple(r.train.lr for r in chunk)
+            out.append(dataclasses.replace(chunk[0], seeds=tuple(r.seeds[0] for r in chunk),
+                                           lrs=None if len(set(lrs)) == 1 else lrs))
+    return out
+
+
+def split_run(run: TrainRun) -> list[TrainRun]:
+    """One :class:`TrainRun` per member of an ensemble run (weights, world, result, metrics)."""
+    singles = single_runs(run.config)
+    out = []
+    for e, cfg in enumerate(singles):
+        fields = dataclasses.asdict(run.result)
+        for name in _PER_MEMBER:
+            fields[name] = fields[name][e:e + 1]
+        metrics = [{**m, "member": 0} for m in run.metrics if m["member"] == e]
+        meta = {**run.meta, "seeds": list(cfg.seeds), "config_hash": cfg.config_hash(),
+                "ensemble": {"size": len(singles), "member": e, "config_hash": run.config.config_hash()}}
+        out.append(TrainRun(config=cfg, result=TrainResult(**fields), model=run.model.member(e),
+                            worlds=[run.worlds[e]], metrics=metrics, meta=meta))
+    return out
+
+
+def run_dir_for(run: RunConfig, experiment: str) -> str:
+    """``<experiment>/<hash[:12]>``, relative to the sweep's output folder."""
+    return f"{experiment}/{run.config_hash()[:12]}"
+
+
+def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, experiment: str,
+              max_members: int = 64, device: str | None = None,
+              progress: Callable[[int, int], None] | None = None,
+              trainer: Callable[[RunConfig], TrainRun] = train) -> SweepReport:
+    """Train every run not already done, as ensembles; write run directories and store rows.
+
+    ``device`` overrides ``train.device`` (not part of a run's identity); ``progress(done, total)``
+    is called after every finished or failed run, skipped runs included.
+    """
+    if not experiment or "/" in experiment or experiment.startswith("."):
+        raise ValueError(f"experiment must be a plain name, got {experiment!r}")
+    if max_members < 1:
+        raise ValueError(f"max_members must be >= 1, got {max_members}")
+    out = Path(out_dir)
+    runs = [r if device is None else dataclasses.replace(r, train=dataclasses.replace(r.train, device=device))
+            for r in runs]
+    unique: dict[str, RunConfig] = {}
+    for r in runs:
+        if len(r.seeds) != 1:
+            raise ValueError("run_sweep takes one-model runs (one seed each); see single_runs()")
+        unique.setdefault(r.config_hash(), r)
+    total = len(unique)
+    counts = {"skipped": 0, "trained": 0, "failed": 0}
+    with ResultStore(out / STORE_NAME) as store:
+        todo = []
+        for h, r in unique.items():
+            rel = run_dir_for(r, experiment)
+            if is_complete(out / rel):
+                if store.status(h) != "done":  # killed between the run directory and its row: adopt it
+                    result = json.loads((out / rel / "result.json").read_text())
+                    store.put(hash=h, experiment=experiment, status="done", config=r.to_dict(), result=result,
+                              run_dir=rel, wall_time_s=result.get("wall_time_s"))
+                counts["skipped"] += 1
+            else:
+                todo.append(r)
+        if progress is not None:
+            progress(counts["skipped"], total)
+        for group in group_runs(todo, max_members):
+            members = single_runs(group)
+            try:
+                pieces = split_run(trainer(group))
+            except Exception as err:  # a failing group must not stop the sweep; KeyboardInterrupt does
+                message = f"{type(err).__name__}: {err}".replace("\n", " ")
+                detail = traceback.format_exc()
+                log.warning("ensemble of %d runs failed: %s", len(members), message)
+                for m in members:
+                    rel = run_dir_for(m, experiment)
+                    (out / rel).mkdir(parents=True, exist_ok=True)
+                    (out / rel / "error.txt").write_text(detail)
+                    store.put(hash=m.config_hash(), experiment=experiment, status="failed", config=m.to_dict(),
+                              error=message, run_dir=rel)
+                    counts["failed"] += 1
+                    if progress is not None:
+                        progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
+                continue
+            for piece in pieces:
+                rel = run_dir_for(piece.config, experiment)
+                save_run(piece, out / rel)
+                (out / rel / "error.txt").unlink(missing_ok=True)
+                store.put(hash=piece.config.config_hash(), experiment=experiment, status="done",
+                          config=piece.config.to_dict(), result=dataclasses.asdict(piece.result), run_dir=rel,
+                          wall_time_s=piece.result.wall_time_s)
+                counts["trained"] += 1
+                if progress is not None:
+                    progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return SweepReport(total=total, out_dir=str(out), **counts)
+
+
+def load_sweep_file(path: str | os.PathLike[str]) -> tuple[str, list[RunConfig]]:
+    """Read a sweep file (JSON, or YAML with PyYAML): ``name``, ``base`` (a partial run config), ``grid``.
+
+    Example (YAML)::
+
+        name: width_vs_n
+        base: {task: {n_relations: 4}, train: {steps: 2000}}
+        grid: {task.n_subjects: [64, 128], model.d_model: [8, 16], seeds: [0, 1]}
+    """
+    p = Path(path)
+    text = p.read_text()
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        spec = yaml.safe_load(text)
+    else:
+        spec = json.loads(text)
+    if not isinstance(spec, dict):
+        raise ValueError(f"{p}: a sweep file is an object with name, base and grid")
+    unknown = sorted(set(spec) - {"name", "base", "grid"})
+    if unknown:
+        raise ValueError(f"{p}: unknown key(s) {', '.join(unknown)}; a sweep file has name, base and grid")
+    name = spec.get("name") or p.stem
+    base = run_config_from_dict(spec.get("base") or {})
+    return str(name), expand_grid(base, spec.get("grid") or {})
