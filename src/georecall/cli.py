@@ -222,6 +222,77 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
                    f"{report.failed} failed; results in {payload['store']}")
 
 
+_EXPERIMENT_IDS = ["threshold", "frozen_control", "multihop", "capacity"]
+
+
+def _default_out() -> str:
+    return os.environ.get("GEORECALL_OUT", "runs")
+
+
+@cli.command("run")
+@click.argument("experiment", type=click.Choice(_EXPERIMENT_IDS))
+@click.option("--scale", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
+              help="smoke: seconds on a CPU; quick: minutes on 2 CPU cores; paper: the paper's setting (GPU).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: $GEORECALL_OUT, else ./runs); re-running resumes.")
+@click.option("--device", help="Override train.device for every run: auto, cpu, cuda or cuda:N.")
+@click.option("--max-members", type=int, default=64, show_default=True, help="Largest ensemble trained at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, max_members: int, as_json: bool,
+            quiet: bool) -> None:
+    """Run an experiment at a scale: train what is missing, analyse, save result.json, CSVs and figures."""
+    from georecall.experiments import get_experiment
+    from georecall.experiments.base import result_dir, run_experiment
+    from georecall.training import resolve_device
+
+    out_dir = out or _default_out()
+    try:
+        if device is not None:
+            resolve_device(device)
+        if max_members < 1:
+            raise ValueError(f"--max-members must be >= 1, got {max_members}")
+        module = get_experiment(experiment)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    callback, close = _sweep_progress(not quiet, f"{experiment} ({scale})")
+    try:
+        result, figures = run_experiment(module, scale, out_dir, device=device, progress=callback,
+                                         max_members=max_members)
+    finally:
+        close()
+    folder = result_dir(out_dir, experiment, scale)
+    if as_json:
+        click.echo(json.dumps({**dataclasses.asdict(result), "result_dir": str(folder),
+                               "figures": [str(f) for f in figures]}))
+        return
+    summary = getattr(module, "summarize", None)
+    if summary is not None:
+        click.echo(summary(result))
+    click.echo(f"result: {folder / 'result.json'}")
+    for f in figures:
+        click.echo(f"figure: {f}")
+
+
+@cli.command("plot")
+@click.argument("experiment", type=click.Choice(_EXPERIMENT_IDS))
+@click.option("--scale", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="The folder the experiment ran in (default: $GEORECALL_OUT, else ./runs).")
+def plot_cmd(experiment: str, scale: str, out: str | None) -> None:
+    """Redraw an experiment's figures from its saved result.json and CSVs (no training, no network)."""
+    from georecall.experiments import get_experiment
+    from georecall.experiments.base import result_dir
+
+    folder = result_dir(out or _default_out(), experiment, scale)
+    try:
+        figures = get_experiment(experiment).plot(folder)
+    except FileNotFoundError as err:
+        raise BadInput(str(err)) from None
+    for f in figures:
+        click.echo(f"figure: {f}")
+
+
 _CONSTRUCTION_NAMES = ["selector", "selector-mlp3", "attention-only", "disjoint", "disjoint-mlp", "kv-memory",
                        "precompute", "cot", "cot-question-first", "meet-in-middle", "meet-in-middle-tied",
                        "readout-only"]
