@@ -94,6 +94,7 @@ class ModelConfig:
     frozen_unembedding: bool = False  # W_U and b_U stay at their random init (fact-independent readout)
     init_std: float = 0.02  # std of the normal init of every matrix (biases start at 0, LN at 1/0)
     embed_init_std: float = 1.0  # std of W_E and W_pos at init; frozen embeddings keep this scale
+    unembed_init_std: float | None = None  # std of W_U at init (None = init_std); a frozen readout keeps it
 
     def __post_init__(self) -> None:
         _check(self.d_model >= 1, f"d_model must be >= 1, got {self.d_model}")
@@ -110,6 +111,8 @@ class ModelConfig:
         _check(self.attn_scale is None or self.attn_scale > 0, f"attn_scale must be > 0, got {self.attn_scale}")
         _check(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
         _check(self.embed_init_std > 0, f"embed_init_std must be > 0, got {self.embed_init_std}")
+        _check(self.unembed_init_std is None or self.unembed_init_std > 0,
+               f"unembed_init_std must be > 0, got {self.unembed_init_std}")
         _check(not (self.tie_unembed and self.frozen_unembedding and not self.frozen_embeddings),
                "a tied unembedding is W_E: freeze it with frozen_embeddings")
 

@@ -198,7 +198,8 @@ class Transformer(nn.Module):
     def reset_parameters(self, seeds: Sequence[int]) -> None:
         """Initialise member e from ``seeds[e]`` alone: the same seed gives the same member in any ensemble.
 
-        Matrices are normal (``embed_init_std`` for ``W_E``/``W_pos``, ``init_std`` otherwise), biases 0,
+        Matrices are normal (``embed_init_std`` for ``W_E``/``W_pos``, ``unembed_init_std`` for ``W_U``,
+        ``init_std`` otherwise), biases 0,
         LayerNorm gains 1.
         """
         seeds = list(seeds)
@@ -210,6 +211,8 @@ class Transformer(nn.Module):
                 leaf = name.rsplit(".", 1)[-1]
                 if leaf.startswith("W_"):
                     std = self.cfg.embed_init_std if leaf in ("W_E", "W_pos") else self.cfg.init_std
+                    if leaf == "W_U" and self.cfg.unembed_init_std is not None:
+                        std = self.cfg.unembed_init_std
                     p[e].copy_(torch.randn(p.shape[1:], generator=gen) * std)
                 else:  # biases start at 0, LayerNorm gains at 1
                     p[e].fill_(1.0 if leaf == "w" else 0.0)
