@@ -153,8 +153,9 @@ def main() -> None:
         _, base_acc = per_model_loop(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr)
         _, ens_acc = ensemble(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr)
         check = {"steps": args.check_steps, "per_model": base_acc, "ensemble": ens_acc}
+        rows[0]["accuracy_check"] = check  # the launch-bound per-model row carries the same-steps check
     if args.json:
-        print(json.dumps({"rows": rows, "accuracy_check": check} if check else rows))
+        print(json.dumps(rows))
         return
     print(f"device {dev}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else
                              f" ({torch.get_num_threads()} threads)") + f", {args.steps} steps per model")
