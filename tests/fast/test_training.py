@@ -113,3 +113,14 @@ def test_per_member_learning_rates_equal_separate_runs():
             torch.testing.assert_close(a[e], b[0], rtol=1e-4, atol=1e-6, msg=k)
     with pytest.raises(ValueError, match="one learning rate per seed"):
         RunConfig(seeds=(0, 1), lrs=(1e-2,))
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_fused_and_plain_loss_paths_train_the_same_models(batch_size):
+    """The chunked readout + cross-entropy is an execution detail: same run, same weights to float tolerance."""
+    cfg = dataclasses.replace(SMALL, train=dataclasses.replace(SMALL.train, steps=25, batch_size=batch_size))
+    runs = [train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fused_loss=f))) for f in (False, True)]
+    assert runs[0].config.config_hash() == runs[1].config.config_hash()
+    for (k, a), b in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
+    assert runs[0].result.accuracy == runs[1].result.accuracy

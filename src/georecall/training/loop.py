@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from georecall.config import RunConfig, TrainConfig, resolve_device_name
 from georecall.model import Transformer, param_counts
 from georecall.results import TrainResult, TrainRun, run_meta
 from georecall.tasks import QuerySet, context_length, make_queries, stack_queries, world_for
 from georecall.training.evaluate import EvalResult, ScoreTally, answer_scores, evaluate
+from georecall.training.fused_ce import linear_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,39 @@ def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(*idx.shape, *x.shape[2:]))
 
 
+def _use_fused(tc: TrainConfig, device: torch.device) -> bool:
+    """Whether training uses the chunked readout + cross-entropy (``train.fused_loss``; None = where it pays)."""
+    if tc.fused_loss is not None:
+        return tc.fused_loss
+    return FUSED_BY_DEFAULT[device.type] if device.type in FUSED_BY_DEFAULT else False
+
+
+#: Measured with benchmarks/train_throughput.py (see benchmarks/RESULTS.md).
+FUSED_BY_DEFAULT = {"cpu": False, "cuda": False}
+
+
+def _plain_scores(model: Transformer, positions: tuple[int, ...]):
+    """Logits of the answer positions, then cross-entropy: ``(tokens, targets) -> correct, ce``, [E, B, P]."""
+
+    def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return answer_scores(model(tokens, positions), targets)
+
+    return scores
+
+
+def _fused_scores(model: Transformer, positions: tuple[int, ...]):
+    """The same scores through :func:`linear_cross_entropy`: the [E, B, P, V] logits never exist."""
+
+    def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = model.ln_final(model.residual(tokens)[:, :, list(positions)])  # [E, B, P, d]
+        e, b, p, d = x.shape
+        ce, correct = linear_cross_entropy(x.reshape(e, b * p, d), model.W_U, model.unembed.b_U,
+                                           targets.reshape(e, b * p))
+        return correct.view(e, b, p), ce.view(e, b, p)
+
+    return scores
+
+
 def build_model(config: RunConfig, d_vocab: int) -> Transformer:
     """The ensemble for ``config``: member e initialised from ``config.seeds[e]``."""
     return Transformer(config.model, d_vocab=d_vocab, n_ctx=context_length(config.task),
@@ -127,6 +160,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     lr_scale = None
     if config.lrs is not None and any(lr != tc.lr for lr in config.lrs):
         lr_scale = torch.tensor([lr / tc.lr for lr in config.lrs], device=device)
+    score_fn = _fused_scores(model, data.positions) if _use_fused(tc, device) else _plain_scores(model, data.positions)
     batches = _Batches(n_q, tc.batch_size, seeds, device) if tc.batch_size is not None else None
     full_batch = batches is None or batches.bs == n_q
 
@@ -146,16 +180,15 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
         lr = opt.param_groups[0]["lr"]
         for m in members:
             metrics.append({"step": step, "member": m, "seed": seeds[m], "loss": ev.loss[m],
-                                "accuracy": ev.accuracy[m], "per_relation": ev.per_relation[m],
-                                "per_hop": ev.per_hop[m], "lr": lr})
+                            "accuracy": ev.accuracy[m], "per_relation": ev.per_relation[m],
+                            "per_hop": ev.per_hop[m], "lr": lr})
 
     for step in range(tc.steps + 1):
         is_eval = step % tc.eval_every == 0 or step == tc.steps
         # Full batch: the training forward scores every query, so the check against the target is free
         # and exact at every step. Minibatch: check at evaluation steps on the whole set.
         if full_batch:
-            logits = model(tokens, data.positions)  # [E, B, P, V]
-            correct, ce = answer_scores(logits, targets)
+            correct, ce = score_fn(tokens, targets)  # [E, B, P] each
             loss_e = ce.mean(dim=(1, 2))
             acc = correct.all(-1).float().mean(1).tolist()
             stopping = [m for m in range(e) if active[m] and acc[m] >= tc.target_accuracy]
@@ -182,10 +215,8 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
             break
         if not full_batch:
             idx = batches.next()
-            logits = model(_take(tokens, idx), data.positions)
-            ce = F.cross_entropy(logits.flatten(0, 2).float(), _take(targets, idx).flatten(),
-                                 reduction="none").view(e, -1)
-            loss_e = ce.mean(1)
+            _, ce = score_fn(_take(tokens, idx), _take(targets, idx))
+            loss_e = ce.mean(dim=(1, 2))
         finite = torch.isfinite(loss_e.detach()).cpu()
         for m in range(e):
             if active[m] and not finite[m]:
