@@ -98,12 +98,14 @@ def per_model_loop(cfg: dict, n_models: int, steps: int, dev: torch.device, lr: 
     return elapsed, accs
 
 
-def ensemble(cfg: dict, n_models: int, steps: int, dev: torch.device, lr: float) -> tuple[float, list[float]]:
+def ensemble(cfg: dict, n_models: int, steps: int, dev: torch.device, lr: float,
+             fused: bool | None = None) -> tuple[float, list[float]]:
     """Seconds for ``steps`` steps of one georecall ensemble of ``n_models``, and accuracies."""
     run_cfg = RunConfig(task=TaskConfig(n_subjects=cfg["n_subjects"], n_relations=cfg["n_relations"]),
                         model=ModelConfig(d_model=cfg["d_model"], d_mlp=4 * cfg["d_model"]),
                         train=TrainConfig(steps=steps, lr=lr, warmup_steps=0, schedule="constant",
-                                          eval_every=10**9, target_accuracy=1.0, device=str(dev)),
+                                          eval_every=10**9, target_accuracy=1.0, device=str(dev),
+                                          fused_loss=fused),
                         seeds=tuple(range(n_models)))
     _sync(dev)
     t0 = time.perf_counter()
@@ -122,9 +124,12 @@ def main() -> None:
     ap.add_argument("--check-steps", type=int, default=400,
                     help="steps of the accuracy check (4 models each way, launch-bound config); 0 skips it")
     ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--fused", choices=["auto", "on", "off"], default="auto",
+                    help="the ensemble's loss path: chunked readout + cross-entropy, plain, or the default")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dev = torch.device(args.device)
+    fused = {"auto": None, "on": True, "off": False}[args.fused]
     sizes = [1, 32] if args.quick else [int(s) for s in args.ensembles.split(",")]
     configs = ["launch-bound"] if args.quick else list(CONFIGS)
     rows = []
@@ -141,17 +146,18 @@ def main() -> None:
             try:
                 if dev.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(dev)
-                secs, accs = ensemble(cfg, e, args.steps, dev, args.lr)
+                secs, accs = ensemble(cfg, e, args.steps, dev, args.lr, fused)
             except torch.OutOfMemoryError:
                 rows.append({"config": name, "impl": "ensemble", "E": e, "error": "out of memory"})
                 continue
             rate = e * args.steps / secs
-            rows.append({"config": name, "impl": "ensemble", "E": e, "model_steps_per_s": rate, "ratio": rate / base,
+            rows.append({"config": name, "impl": "ensemble", "E": e, "fused_loss": args.fused,
+                         "model_steps_per_s": rate, "ratio": rate / base,
                          "tflops": rate * flops / 1e12, "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
     check = None
     if args.check_steps:
         _, base_acc = per_model_loop(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr)
-        _, ens_acc = ensemble(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr)
+        _, ens_acc = ensemble(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr, fused)
         check = {"steps": args.check_steps, "per_model": base_acc, "ensemble": ens_acc}
         rows[0]["accuracy_check"] = check  # the launch-bound per-model row carries the same-steps check
     if args.json:

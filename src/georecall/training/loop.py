@@ -99,7 +99,7 @@ def _use_fused(tc: TrainConfig, device: torch.device) -> bool:
 
 
 #: Measured with benchmarks/train_throughput.py (see benchmarks/RESULTS.md).
-FUSED_BY_DEFAULT = {"cpu": False, "cuda": False}
+FUSED_BY_DEFAULT = {"cpu": True, "cuda": False}
 
 
 def _plain_scores(model: Transformer, positions: tuple[int, ...]):
