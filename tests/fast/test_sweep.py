@@ -130,3 +130,13 @@ def test_interrupted_sweep_resumes_without_redoing_or_losing_runs(tmp_path, sig)
     with sqlite3.connect(db) as con:
         final = dict(con.execute("SELECT hash, finished FROM runs WHERE status='done'").fetchall())
     assert len(final) == 12 and all(final[h] == t for h, t in kept.items())  # finished runs not redone
+
+
+def test_a_run_done_by_another_sweep_is_not_trained_again(tmp_path):
+    runs = expand_grid(BASE, {"seeds": [0, 1]})
+    run_sweep(runs, tmp_path, experiment="first")
+    calls = []
+    report = run_sweep(runs, tmp_path, experiment="second", trainer=lambda c: calls.append(c) or train(c))
+    assert (report.skipped, report.trained) == (2, 0) and calls == []
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        assert {r["experiment"] for r in store.rows()} == {"first"}  # rows not overwritten

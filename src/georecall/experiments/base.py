@@ -86,7 +86,8 @@ def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[st
                        max_members=max_members)
     wanted = {r.config_hash() for r in runs}
     with ResultStore(Path(out_dir) / STORE_NAME) as store:
-        rows = [r for r in store.table(sweep_name, status=None) if r["hash"] in wanted]
+        # By hash, not by sweep name: a run another experiment already trained is this one's too.
+        rows = [r for r in store.table(None, status=None) if r["hash"] in wanted]
     folder = result_dir(out_dir, exp_id, scale)
     folder.mkdir(parents=True, exist_ok=True)
     result = module.analyze(cfg, rows, Path(out_dir))

@@ -103,6 +103,17 @@ class ResultStore:
         row = self._db.execute("SELECT status FROM runs WHERE hash = ?", (hash,)).fetchone()
         return None if row is None else row[0]
 
+    def get(self, hash: str) -> dict[str, Any] | None:
+        """One run's row (``config`` and ``result`` decoded), or None."""
+        cur = self._db.execute("SELECT * FROM runs WHERE hash = ?", (hash,))
+        values = cur.fetchone()
+        if values is None:
+            return None
+        row = dict(zip([c[0] for c in cur.description], values, strict=True))
+        row["config"] = json.loads(row["config"])
+        row["result"] = None if row["result"] is None else json.loads(row["result"])
+        return row
+
     def done_hashes(self) -> set[str]:
         return {h for (h,) in self._db.execute("SELECT hash FROM runs WHERE status = 'done'")}
 

@@ -5,7 +5,8 @@ differ only in seed and learning rate share a shape and train together as one en
 (``RunConfig.seeds``/``lrs``); the ensemble is split back into one run directory per member,
 ``<out>/<experiment>/<hash[:12]>/``, and one row per run in ``<out>/results.sqlite``.
 
-Re-running a sweep skips every run whose row says ``done`` and whose directory is complete, so a
+Re-running a sweep skips every run whose row says ``done`` and whose directory is complete (whichever
+experiment trained it: experiments sharing a run share its training), so a
 sweep killed at any point (Ctrl-C or SIGKILL) resumes without redoing or losing finished runs. A
 group that raises records its error for each of its runs (``error.txt`` and a ``failed`` row) and
 the sweep goes on; failed runs are tried again on the next invocation.
@@ -152,7 +153,10 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
         todo = []
         for h, r in unique.items():
             rel = run_dir_for(r, experiment)
-            if is_complete(out / rel):
+            row = store.get(h)
+            if row is not None and row["status"] == "done" and row["run_dir"] and is_complete(out / row["run_dir"]):
+                counts["skipped"] += 1  # done already, perhaps by another experiment sharing the run
+            elif is_complete(out / rel):
                 if store.status(h) != "done":  # killed between the run directory and its row: adopt it
                     result = json.loads((out / rel / "result.json").read_text())
                     store.put(hash=h, experiment=experiment, status="done", config=r.to_dict(), result=result,

@@ -1,0 +1,220 @@
+"""Capacity: bits of facts stored per parameter by the smallest model that recalls them (at the threshold).
+
+Claim (paper §4.1, §5; THEORY §6.6): with learned embeddings the facts live in the embedding geometry,
+so the smallest successful one-layer model holds the world's information content ``K log2 N!`` (the
+``(N!)^K`` equally likely K-tuples of bijections) in few parameters. We report, for every (N, K) and
+condition of the threshold experiment, ``K log2 N! / params`` of the smallest successful model (the
+d* of :mod:`georecall.experiments.threshold`): over all parameters, over the trainable ones (the frozen
+random readout excluded) and over the token embedding ``W_E`` alone — beside the ~2 bits per parameter
+reported for language models by Allen-Zhu & Li ("Physics of Language Models: Part 3.3", kept in
+``PROVENANCE.paper_reported``, not our number) and beside the selector construction's count.
+
+Runs: exactly the threshold experiment's runs of the same scale (:func:`runs` returns
+``threshold.runs``: the same configs, the same hashes); the analysis reuses threshold's code, and
+finds a run's row by its hash whichever of the two experiments trained it
+(:func:`georecall.experiments.threshold.complete_rows`). Note: the driver (``run_sweep``) decides
+what is done by the run directory ``<sweep name>/<hash>``, and the sweep name is per experiment, so
+at present ``georecall run capacity`` trains these runs again in its own folder even after
+``threshold`` ran. Scales are threshold's scales (see that module).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from georecall.config import RunConfig
+from georecall.experiments import threshold
+from georecall.experiments.base import Provenance, load_result_json
+from georecall.experiments.threshold import ThresholdConfig
+from georecall.theory import construction_cost
+
+ID = "capacity"
+SCHEMA_VERSION = 1
+
+PROVENANCE = Provenance(
+    claim="At the threshold, a one-layer transformer with learned embeddings stores the world's K log2 N! bits "
+          "in few parameters; we report bits per parameter beside the ~2 bits/parameter reported for language "
+          "models.",
+    paper_section="§5 Empirical verification (capacity threshold); §4.1",
+    theorems=("Theorem 4.1", "Theorem 4.2", "THEORY §6.6"),
+    paper_reported={
+        "lm_bits_per_param": 2.0,
+        "lm_bits_per_param_source": "Allen-Zhu & Li, 'Physics of Language Models: Part 3.3, Knowledge Capacity "
+                                    "Scaling Laws' (2024): language models store about 2 bits of knowledge per "
+                                    "parameter. A reference value from that paper (not from ours), not measured here.",
+    },
+)
+
+#: Label of the reference line, from PROVENANCE (a reported value, not ours).
+REFERENCE_LABEL = "≈2 bits/param reported for LMs (Allen-Zhu & Li 2024, Physics of LMs 3.3; not ours)"
+
+
+def config(scale: str) -> ThresholdConfig:
+    """The threshold experiment's config of ``scale`` (the same runs, the same hashes)."""
+    return threshold.config(scale)
+
+
+def runs(cfg: ThresholdConfig) -> list[RunConfig]:
+    """Exactly the threshold runs of this config."""
+    return threshold.runs(cfg)
+
+
+def bits_per_param(information: float, params: int | None) -> float | None:
+    """``information / params``; None when there is no successful model (params None) or no parameters."""
+    if params is None:
+        return None
+    if params < 0:
+        raise ValueError(f"params must be >= 0, got {params}")
+    return None if params == 0 else information / params
+
+
+def capacity_entries(threshold_entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Bits per parameter at d* for each threshold entry (condition, N, K), with the selector's for scale."""
+    out = []
+    for e in threshold_entries:
+        n, k, info = e["n_subjects"], e["n_relations"], e["information_bits"]
+        sel = construction_cost("selector", n, k, 1)
+        out.append({
+            "condition": e["condition"], "n_subjects": n, "n_relations": k, "n_facts": n * k,
+            "information_bits": info, "d_star": e["d_star"], "at_grid_min": e["at_grid_min"],
+            "params_total": e["n_params_total"], "params_trainable": e["n_params_trainable"],
+            "params_embedding": e["n_params_embedding"],
+            "bits_per_param_total": bits_per_param(info, e["n_params_total"]),
+            "bits_per_param_trainable": bits_per_param(info, e["n_params_trainable"]),
+            "bits_per_param_embedding": bits_per_param(info, e["n_params_embedding"]),
+            "selector_d": sel.d_model, "selector_params_total": sel.total,
+            "selector_bits_per_param": bits_per_param(info, sel.total),
+        })
+    return out
+
+
+def summary_stats(entries: Sequence[Mapping[str, Any]], key: str) -> dict[str, float | int | None]:
+    """min / median / max of ``key`` over entries where it is known, and how many."""
+    vals = [e[key] for e in entries if e[key] is not None]
+    if not vals:
+        return {"min": None, "median": None, "max": None, "n": 0}
+    return {"min": min(vals), "median": statistics.median(vals), "max": max(vals), "n": len(vals)}
+
+
+@dataclass(frozen=True)
+class CapacityResult:
+    """The contract of ``capacity/<scale>/result.json``."""
+
+    scale: str  # smoke | quick | paper
+    primary_condition: str  # LayerNorm on, learned untied readout
+    entries: list[dict[str, Any]]  # per (condition, N, K): d*, information_bits = K log2 N!, params (total,
+    #   trainable, embedding W_E) of the smallest successful model, bits_per_param_* (null where no d worked),
+    #   and the selector construction's d, params and bits/param
+    summary: dict[str, dict[str, Any]]  # per condition: min/median/max of bits_per_param_total/_embedding
+    recipe: dict[str, Any]  # the threshold recipe (bits/param hold for this recipe and budget)
+    step_budget: int  # steps per run
+    success_rule: str  # how "successful" is decided (threshold's majority rule)
+    conditions: dict[str, str]  # condition name -> description
+    notes: list[str]  # threshold's notes (edges of the grid, non-monotone curves, failures)
+    schema_version: int = SCHEMA_VERSION  # bumped when a field changes meaning
+    sweep: dict[str, Any] = field(default_factory=dict)  # the sweep report (filled by the driver)
+    wall_time_s: float = 0.0  # driver wall time
+
+
+def analyze(cfg: ThresholdConfig, rows: list[dict[str, Any]], out_dir: Path) -> CapacityResult:
+    """Bits per parameter at the threshold, from threshold's analysis of the same rows."""
+    t = threshold.analyze(cfg, rows, out_dir)
+    entries = capacity_entries([e for c in t.d_star_by_condition.values() for e in c])
+    summary = {c: {key: summary_stats([e for e in entries if e["condition"] == c], key)
+                   for key in ("bits_per_param_total", "bits_per_param_trainable", "bits_per_param_embedding")}
+               for c in t.d_star_by_condition}
+    return CapacityResult(scale=cfg.scale, primary_condition=t.primary_condition, entries=entries, summary=summary,
+                          recipe=t.recipe, step_budget=t.step_budget, success_rule=t.success_rule,
+                          conditions=t.conditions, notes=t.notes)
+
+
+def summarize(result: CapacityResult) -> str:
+    """Bits per parameter at d*, per condition and (N, K)."""
+    lines = [f"capacity ({result.scale}): K log2 N! bits / parameters of the smallest successful model "
+             f"({result.success_rule})",
+             f"reference (not ours): {PROVENANCE.paper_reported['lm_bits_per_param']} bits/param "
+             "(Allen-Zhu & Li 2024)",
+             f"{'condition':>13} {'N':>5} {'K':>3} {'bits':>9} {'d*':>4} {'params':>8} {'b/p all':>8} "
+             f"{'b/p train':>9} {'b/p W_E':>8} {'b/p sel':>8}"]
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    for e in result.entries:
+        lines.append(f"{e['condition']:>13} {e['n_subjects']:>5} {e['n_relations']:>3} {e['information_bits']:>9.0f} "
+                     f"{'-' if e['d_star'] is None else e['d_star']:>4} "
+                     f"{'-' if e['params_total'] is None else e['params_total']:>8} "
+                     f"{fmt(e['bits_per_param_total']):>8} {fmt(e['bits_per_param_trainable']):>9} "
+                     f"{fmt(e['bits_per_param_embedding']):>8} {fmt(e['selector_bits_per_param']):>8}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Figure (from result.json only; the reference line from PROVENANCE)
+
+FIGURE = "bits_per_param"
+
+
+def plot(result_dir: str | Path) -> list[Path]:
+    """Bits per parameter against N·K (all parameters; embedding only) and information against parameters."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    folder = Path(result_dir)
+    data = load_result_json(folder)
+    entries = data["entries"]
+    cols = ["condition", "n_subjects", "n_relations", "n_facts", "information_bits", "d_star", "at_grid_min",
+            "params_total", "params_trainable", "params_embedding", "bits_per_param_total",
+            "bits_per_param_trainable", "bits_per_param_embedding", "selector_d", "selector_params_total",
+            "selector_bits_per_param"]
+    csv_path = threshold.write_csv(folder / f"{FIGURE}.csv", cols, ([e[c] for c in cols] for e in entries))
+    ref = float(PROVENANCE.paper_reported["lm_bits_per_param"])
+    fig = Figure(figsize=(15, 5.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_all, ax_emb, ax_info = fig.subplots(1, 3)
+    conds = list(data["conditions"])
+    for cond in conds:
+        color, marker = threshold.CONDITION_STYLES.get(cond, ("k", "o"))
+        es = [e for e in entries if e["condition"] == cond and e["d_star"] is not None]
+        label = threshold.CONDITION_LABELS.get(cond, cond)
+        ax_all.plot([e["n_facts"] for e in es], [e["bits_per_param_total"] for e in es], marker, color=color,
+                    ls="none", label=label)
+        ax_emb.plot([e["n_facts"] for e in es], [e["bits_per_param_embedding"] for e in es], marker, color=color,
+                    ls="none", label=label)
+        ax_info.plot([e["params_total"] for e in es], [e["information_bits"] for e in es], marker, color=color,
+                     ls="none", label=label)
+    sel = {(e["n_subjects"], e["n_relations"]): e for e in entries}.values()
+    ax_all.plot([e["n_facts"] for e in sel], [e["selector_bits_per_param"] for e in sel], "k+", ms=8,
+                label="selector construction (its own d)")
+    for ax in (ax_all, ax_emb):
+        ax.axhline(ref, color="grey", ls="--", lw=1, label=REFERENCE_LABEL)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("N·K (facts)")
+    ax_all.set_ylabel("K log2 N! / parameters")
+    ax_all.set_title("Bits per parameter at d* (all parameters, frozen readout counted)", fontsize=8)
+    ax_emb.set_ylabel("K log2 N! / embedding parameters (W_E)")
+    ax_emb.set_title("Bits per embedding parameter at d*", fontsize=8)
+    params = [e["params_total"] for e in entries if e["params_total"]]
+    if params:
+        lo, hi = min(params), max(params)
+        ax_info.plot([lo, hi], [ref * lo, ref * hi], color="grey", ls="--", lw=1, label=f"{ref:g} bits × params "
+                     "(the reported LM rate; not ours)")
+    ax_info.set_xscale("log")
+    ax_info.set_yscale("log")
+    ax_info.set_xlabel("parameters of the smallest successful model")
+    ax_info.set_ylabel("information content K log2 N! (bits)")
+    ax_info.set_title("Information content against model size at d*", fontsize=8)
+    handles, labels = ax_all.get_legend_handles_labels()
+    h_info, l_info = ax_info.get_legend_handles_labels()
+    handles, labels = handles + h_info[len(conds):], labels + l_info[len(conds):]
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7)
+    fig.suptitle(f"Capacity ({data['scale']}; {data['step_budget']} steps, lr {data['recipe']['lr']}): "
+                 f"{data['success_rule']}", fontsize=7)
+    png = folder / f"{FIGURE}.png"
+    fig.savefig(png, dpi=110)
+    return [png, csv_path]

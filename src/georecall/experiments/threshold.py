@@ -1,0 +1,696 @@
+"""Threshold: the smallest d_model at which a one-layer transformer with learned embeddings recalls every fact.
+
+Claim (paper §5, "the capacity threshold predicted by theory is borne out empirically"; Theorem 4.1,
+THEORY §4.1, §6.4-§6.6): trained with learned embeddings, a one-layer transformer memorises all N·K
+single-hop facts ``(s, r) -> f_r(s)`` once d_model passes a threshold d*(N, K) that grows like
+``K log2 N`` (the selector construction needs ``d = (K+1) ceil(log2 N) + K``; the lower bound speaks of
+``gamma = K log2 N`` *bits* per subject embedding — bits, not float dimensions).
+
+What is trained. One layer, one head, a ReLU MLP of width ``mlp_ratio * d``, learned token and position
+embeddings (init N(0, 1)), every other matrix initialised N(0, 1/d) (the readout too, learned or frozen),
+full-batch AdamW on all ``N K`` queries; each member stops at ``target_accuracy`` (0.99). (With the
+library's default init std 0.02, LayerNorm-free models with a frozen readout stalled at chance: the
+subject reaches the answer position only through ``W_V W_O``, a product of two small matrices, and
+the loss settles at the uniform output ln V; N(0, 1/d) removes that saddle. Measured at N = 128, K = 8.)
+For every (N, K) a grid of d (around ``a + b K log2 N``, see :func:`d_grid`) is trained with every seed
+and under four conditions (LayerNorm on/off × readout):
+
+* ``ln_learned`` (**primary**, the usual model): pre-LayerNorm, a learned untied unembedding ``W_U``.
+* ``ln_frozen``: pre-LayerNorm, a frozen, fact-independent random unembedding drawn from the init seed
+  before the facts (``W_U ~ N(0, 1/d)``, ``b_U = 0``): the fixed-readout class the lower bound speaks of
+  (THEORY §6.5). A learned readout can hold the facts itself (the readout-only model of §6.5).
+* ``noln_learned``, ``noln_frozen``: the same without any LayerNorm (LayerNorm moves the threshold).
+
+The threshold. ``d*`` is the smallest tested d at which a strict majority of the seeds reach accuracy
+>= ``success_accuracy`` (0.99) within the step budget (:func:`extract_threshold`); ``null`` when no
+tested d did. d* depends on the recipe and budget, which the result reports beside it. A d* at the
+bottom of its grid is only an upper bound (``at_grid_min``); a failure above d* is reported
+(``non_monotone``), not hidden.
+
+Scales (N·K·(N+K) is the cost of one full-batch step; members above threshold stop early, so the
+budget is spent by the d below threshold):
+
+* ``smoke``: N in {8, 16}, K = 2, two d, 2 seeds, 80 steps — seconds on one CPU core.
+* ``quick``: N in {16, 32, 64, 128} (8×), K in {2, 4, 8}, 2 seeds, 4 conditions, 5-6 d per (N, K,
+  condition) at 0.6-1.7 × d_hat, 400 steps at lr 3e-2 (cosine, 50 warm-up): 572 runs (286 ensembles
+  of 2). Measured 10.6 min wall on 2 CPU cores shared with other jobs (load about 3), one torch thread
+  (``OMP_NUM_THREADS=1``); at these sizes torch's default two threads on a busy machine were several
+  times slower.
+* ``paper``: N in {64, ..., 4096} (64×), K in {2, 4, 8}, 3 seeds, 4 conditions, 8-9 d per (N, K,
+  condition) at 0.4-2.1 × d_hat, 2000 steps at lr 3e-2: 2241 runs (747 ensembles of 3) for one GPU.
+  The largest full-batch step (N = 4096, K = 8) scores 32768 queries over 4104 tokens; its logits
+  take about 1.6 GB per ensemble of 3. Not yet timed on a GPU (a rough estimate: one to two hours).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, resolve_device_name
+from georecall.experiments.base import Provenance, load_result_json
+from georecall.results.store import ResultStore
+from georecall.theory import construction_cost, gamma_global, gamma_local, information_bits
+from georecall.training.sweep import STORE_NAME
+
+ID = "threshold"
+SCHEMA_VERSION = 1
+
+PROVENANCE = Provenance(
+    claim="With learned embeddings, a one-layer transformer memorises all N·K single-hop facts once d_model "
+          "passes a threshold that grows like K log2 N (logarithmic in N), as the selector construction predicts.",
+    paper_section="§5 Empirical verification (capacity threshold); §4.1 (single hop)",
+    theorems=("Theorem 4.1", "Theorem 4.2", "THEORY §4.1", "THEORY §6.4", "THEORY §6.5", "THEORY §6.6"),
+    paper_reported={
+        "threshold": "our copy of the paper states that 'the capacity threshold predicted by theory is borne out "
+                     "empirically' (§1, §5); its numbers and figure were lost with the formulas",
+        "selector_d_model": "(K+1) ceil(log2 N) + K (Theorem 4.1, THEORY §8)",
+    },
+)
+
+Readout = Literal["learned", "frozen"]
+#: The four conditions, primary first: (layernorm, readout).
+CONDITIONS: dict[str, tuple[bool, str]] = {
+    "ln_learned": (True, "learned"),
+    "ln_frozen": (True, "frozen"),
+    "noln_learned": (False, "learned"),
+    "noln_frozen": (False, "frozen"),
+}
+PRIMARY = "ln_learned"
+CONDITION_LABELS: dict[str, str] = {
+    "ln_learned": "LayerNorm on, learned readout",
+    "ln_frozen": "LayerNorm on, frozen random readout",
+    "noln_learned": "LayerNorm off, learned readout",
+    "noln_frozen": "LayerNorm off, frozen random readout",
+}
+#: Centres of the d grids, ``d_hat = a + b K log2 N`` per condition: least-squares fits (rounded) of the
+#: thresholds of a pilot run of the quick grid with factor grids ``f K log2 N`` (f in 0.2..0.8 for a
+#: learned readout, 0.4..1.6 for a frozen one; 500 steps). They place the grid, they are not results.
+PILOT_CENTERS: tuple[tuple[str, float, float], ...] = (
+    ("ln_learned", 3.0, 0.25), ("ln_frozen", 8.0, 0.3), ("noln_learned", 1.0, 0.4), ("noln_frozen", 2.0, 0.75))
+#: Accuracies within this of the success level count as reaching it (float rounding of counts).
+ACC_TOL = 1e-9
+
+
+# ---------------------------------------------------------------------------------------------------
+# Config
+
+
+def _positive_ints(name: str, values: Sequence[int], minimum: int) -> None:
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
+        raise ValueError(f"{name} must be a non-empty tuple of integers >= {minimum}, got {values!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} must not repeat values, got {values!r}")
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """One scale of the threshold experiment: the (N, K, d, condition, seed) grid and the training recipe."""
+
+    scale: str  # smoke | quick | paper
+    n_subjects: tuple[int, ...]  # N values
+    n_relations: tuple[int, ...]  # K values
+    seeds: tuple[int, ...]  # seeds per point (world, init and frozen readout all drawn from the seed)
+    d_window: tuple[float, ...]  # d grid at (N, K, condition) = round(w * d_hat) for these w (see d_grid)
+    d_centers: tuple[tuple[str, float, float], ...] = PILOT_CENTERS  # (condition, a, b): d_hat = a + b K log2 N
+    conditions: tuple[str, ...] = tuple(CONDITIONS)  # which of CONDITIONS to train (the primary must be one)
+    d_min: int = 2  # smallest d tried (small grids collapse onto consecutive integers)
+    mlp_ratio: int = 4  # d_mlp = mlp_ratio * d
+    steps: int = 500  # step budget per run (full batch); d* is "within this budget"
+    lr: float = 3e-2  # AdamW peak learning rate
+    warmup_steps: int = 50  # linear warm-up
+    schedule: Literal["cosine", "constant"] = "cosine"  # after warm-up (cosine to 0.1 lr over the budget)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    eval_every: int = 100  # metrics rows (full batch: the stop check runs every step anyway)
+    target_accuracy: float = 0.99  # members stop training here
+    success_accuracy: float = 0.99  # a seed succeeds at a d when its final accuracy is >= this
+    device: str = "auto"  # train.device (not part of a run's identity)
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("smoke", "quick", "paper"):
+            raise ValueError(f"scale must be smoke, quick or paper, got {self.scale!r}")
+        _positive_ints("n_subjects", self.n_subjects, 2)
+        _positive_ints("n_relations", self.n_relations, 1)
+        _positive_ints("seeds", self.seeds, 0)
+        if not self.d_window or any(not (isinstance(w, (int, float)) and w > 0 and math.isfinite(w))
+                                    for w in self.d_window):
+            raise ValueError(f"d_window must be a non-empty tuple of positive numbers, got {self.d_window!r}")
+        def _triple(c: Any) -> bool:
+            return (isinstance(c, tuple) and len(c) == 3 and isinstance(c[0], str)
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in c[1:]))
+
+        if not all(_triple(c) for c in self.d_centers):
+            raise ValueError(f"d_centers must hold (condition, a >= 0, b >= 0) triples, got {self.d_centers!r}")
+        centers = {c[0]: c[1:] for c in self.d_centers}
+        unknown = [c for c in self.conditions if c not in CONDITIONS]
+        if not self.conditions or unknown or len(set(self.conditions)) != len(self.conditions):
+            raise ValueError(f"conditions must be distinct names from {tuple(CONDITIONS)}, got {self.conditions!r}")
+        if PRIMARY not in self.conditions:
+            raise ValueError(f"conditions must include the primary condition {PRIMARY!r}, got {self.conditions!r}")
+        missing = [c for c in self.conditions if c not in centers]
+        if missing:
+            raise ValueError(f"d_centers has no centre for condition(s) {missing}")
+        if self.d_min < 1:
+            raise ValueError(f"d_min must be >= 1, got {self.d_min}")
+        if self.mlp_ratio < 1:
+            raise ValueError(f"mlp_ratio must be >= 1, got {self.mlp_ratio}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not 0 < self.success_accuracy <= 1:
+            raise ValueError(f"success_accuracy must be in (0, 1], got {self.success_accuracy}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        resolve_device_name(self.device)
+        self.train_config()  # lr, warm-up, weight decay, target: TrainConfig checks them
+
+    def train_config(self) -> TrainConfig:
+        """The TrainConfig every run of this scale uses."""
+        return TrainConfig(steps=self.steps, lr=self.lr, warmup_steps=self.warmup_steps, schedule=self.schedule,
+                           weight_decay=self.weight_decay, eval_every=self.eval_every,
+                           target_accuracy=self.target_accuracy, device=self.device)
+
+    def recipe(self) -> dict[str, Any]:
+        """The training recipe d* depends on, as plain JSON (reported beside every threshold)."""
+        return {
+            "architecture": f"1 layer, 1 head, ReLU MLP of width {self.mlp_ratio}·d, learned token and position "
+                            "embeddings, untied unembedding (learned, or frozen N(0, 1/d) drawn from the init seed)",
+            "n_layers": 1, "n_heads": 1, "mlp_ratio": self.mlp_ratio, "init_std": "d ** -0.5",
+            "unembed_init_std": "d ** -0.5", "embed_init_std": ModelConfig().embed_init_std,
+            "optimizer": "AdamW, full batch (all N·K queries every step), loss on the answer position",
+            "steps": self.steps, "lr": self.lr, "warmup_steps": self.warmup_steps, "schedule": self.schedule,
+            "min_lr_ratio": TrainConfig().min_lr_ratio, "betas": list(TrainConfig().betas),
+            "weight_decay": self.weight_decay, "target_accuracy": self.target_accuracy,
+            "success_accuracy": self.success_accuracy, "seeds": list(self.seeds),
+        }
+
+
+def config(scale: str) -> ThresholdConfig:
+    """The threshold experiment at ``smoke``, ``quick`` or ``paper`` scale (module docstring)."""
+    if scale == "smoke":
+        return ThresholdConfig(scale="smoke", n_subjects=(8, 16), n_relations=(2,), seeds=(0, 1),
+                               d_window=(0.5, 1.5), steps=80, warmup_steps=10, eval_every=40)
+    if scale == "quick":
+        return ThresholdConfig(scale="quick", n_subjects=(16, 32, 64, 128), n_relations=(2, 4, 8), seeds=(0, 1),
+                               d_window=(0.6, 0.75, 0.9, 1.1, 1.35, 1.7), steps=400)
+    if scale == "paper":
+        return ThresholdConfig(scale="paper", n_subjects=(64, 128, 256, 512, 1024, 2048, 4096), n_relations=(2, 4, 8),
+                               seeds=(0, 1, 2), d_window=(0.4, 0.5, 0.6, 0.75, 0.9, 1.1, 1.35, 1.7, 2.1),
+                               steps=2000)
+    raise ValueError(f"scale must be smoke, quick or paper, got {scale!r}")
+
+
+def k_log2_n(n_subjects: int, n_relations: int) -> float:
+    """``K log2 N``: the bits of the K answers of one subject, the scale the d grid is laid on."""
+    return n_relations * math.log2(n_subjects)
+
+
+def d_center(cfg: ThresholdConfig, n_subjects: int, n_relations: int, condition: str) -> float:
+    """The grid's centre ``d_hat = a + b K log2 N`` for a condition (``cfg.d_centers``)."""
+    centers = {c[0]: c[1:] for c in cfg.d_centers}
+    if condition not in centers:
+        raise ValueError(f"no d centre for condition {condition!r}; known: {sorted(centers)}")
+    a, b = centers[condition]
+    return a + b * k_log2_n(n_subjects, n_relations)
+
+
+def d_grid(cfg: ThresholdConfig, n_subjects: int, n_relations: int, condition: str) -> list[int]:
+    """The d tried at (N, K) under a condition: ``max(d_min, round(w d_hat))`` for w in the window, distinct, sorted.
+
+    The window is relative to ``d_hat = a + b K log2 N``, so the grid scales with K log2 N and
+    stays dense near the threshold; where d* falls inside it is the measurement, and a d* at its
+    lower edge (``at_grid_min``) or beyond its upper edge (null) is reported as such.
+    """
+    center = d_center(cfg, n_subjects, n_relations, condition)
+    return sorted({max(cfg.d_min, math.floor(w * center + 0.5)) for w in cfg.d_window})
+
+
+def model_config(cfg: ThresholdConfig, d: int, condition: str) -> ModelConfig:
+    """The one-layer model of ``condition`` at width ``d``."""
+    layernorm, readout = CONDITIONS[condition]
+    std = d ** -0.5  # every matrix but W_E/W_pos; the readout, learned or frozen, starts as N(0, 1/d)
+    return ModelConfig(d_model=d, n_layers=1, n_heads=1, d_mlp=cfg.mlp_ratio * d, layernorm=layernorm,
+                       frozen_unembedding=readout == "frozen", init_std=std, unembed_init_std=std)
+
+
+def runs(cfg: ThresholdConfig) -> list[RunConfig]:
+    """Every (N, K, condition, d, seed) run, one seed each; seeds of one shape train as one ensemble."""
+    train = cfg.train_config()
+    out = []
+    for n in cfg.n_subjects:
+        for k in cfg.n_relations:
+            task = TaskConfig(n_subjects=n, n_relations=k)
+            for cond in cfg.conditions:
+                for d in d_grid(cfg, n, k, cond):
+                    model = model_config(cfg, d, cond)
+                    out.extend(RunConfig(task=task, model=model, train=train, seeds=(s,)) for s in cfg.seeds)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure analysis: threshold extraction and fits
+
+
+def majority_success(accuracies: Sequence[float], success_accuracy: float) -> bool:
+    """True when a strict majority of the seeds reach ``success_accuracy`` (2 seeds: both; 3: two)."""
+    if not accuracies:
+        return False
+    wins = sum(1 for a in accuracies if a >= success_accuracy - ACC_TOL)
+    return 2 * wins > len(accuracies)
+
+
+@dataclass(frozen=True)
+class ThresholdEstimate:
+    """The threshold read off one (N, K, condition) curve."""
+
+    d_star: int | None  # smallest tested d where a strict majority of seeds succeeded; None if none did
+    tested: tuple[int, ...]  # the d values with at least one seed, ascending
+    successes: tuple[bool, ...]  # majority success at each tested d
+    non_monotone: bool  # some tested d above d_star failed the majority rule
+    failed_above: tuple[int, ...]  # those d
+    at_grid_min: bool  # d_star is the smallest tested d: the threshold may lie lower (an upper bound)
+
+
+def extract_threshold(table: Iterable[tuple[int, int, float]], success_accuracy: float = 0.99) -> ThresholdEstimate:
+    """d* from a table of ``(d, seed, accuracy)`` rows: the smallest d where a strict majority succeeded.
+
+    Failures above d* do not move it; they are reported in ``failed_above`` (``non_monotone``).
+    A repeated ``(d, seed)`` raises ValueError.
+    """
+    by_d: dict[int, dict[int, float]] = {}
+    for d, seed, acc in table:
+        seeds = by_d.setdefault(int(d), {})
+        if seed in seeds:
+            raise ValueError(f"repeated (d, seed) = ({d}, {seed}) in the threshold table")
+        seeds[seed] = float(acc)
+    tested = tuple(sorted(by_d))
+    ok = tuple(majority_success(list(by_d[d].values()), success_accuracy) for d in tested)
+    wins = [d for d, s in zip(tested, ok, strict=True) if s]
+    d_star = wins[0] if wins else None
+    failed_above = () if d_star is None else tuple(d for d, s in zip(tested, ok, strict=True) if d > d_star and not s)
+    return ThresholdEstimate(d_star=d_star, tested=tested, successes=ok, non_monotone=bool(failed_above),
+                             failed_above=failed_above, at_grid_min=d_star is not None and d_star == tested[0])
+
+
+def fit_line(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int | None] | None:
+    """Least squares ``y = slope x + intercept`` with R²; None with fewer than 2 distinct x.
+
+    R² is None when y is constant (nothing to explain).
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    n = len(x)
+    if n < 2 or len(set(x)) < 2:
+        return None
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    slope = sxy / sxx
+    intercept = my - slope * mx
+    ss_res = sum((b - (slope * a + intercept)) ** 2 for a, b in zip(x, y, strict=True))
+    ss_tot = sum((b - my) ** 2 for b in y)
+    r2 = None if ss_tot == 0 else 1.0 - ss_res / ss_tot
+    return {"slope": slope, "intercept": intercept, "r2": r2, "n_points": n}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rows -> curves -> thresholds (shared with the capacity experiment)
+
+
+def condition_of(layernorm: bool, frozen_unembedding: bool) -> str:
+    """The condition name of a model's (layernorm, frozen readout) flags."""
+    return f"{'ln' if layernorm else 'noln'}_{'frozen' if frozen_unembedding else 'learned'}"
+
+
+def collect_points(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One point per (condition, N, K, d) from the store's rows, seeds gathered; plus one line per failed run.
+
+    A point holds ``seeds``, ``accuracy``, ``steps``, ``stop_reason`` (one entry per done seed, by
+    seed), the parameter counts of one member and ``n_failed`` (runs of the point that raised).
+    """
+    points: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+    errors: list[str] = []
+    for row in rows:
+        cond = condition_of(bool(row["config.model.layernorm"]), bool(row["config.model.frozen_unembedding"]))
+        key = (cond, int(row["config.task.n_subjects"]), int(row["config.task.n_relations"]),
+               int(row["config.model.d_model"]))
+        p = points.setdefault(key, {"condition": cond, "n_subjects": key[1], "n_relations": key[2], "d_model": key[3],
+                                    "seeds": [], "accuracy": [], "steps": [], "stop_reason": [], "n_failed": 0,
+                                    "n_params_total": None, "n_params_embedding": None,
+                                    "n_params_trainable": None})
+        seed = int(row["config.seeds"][0])
+        if row.get("status") != "done":
+            p["n_failed"] += 1
+            errors.append(f"{cond} N={key[1]} K={key[2]} d={key[3]} seed={seed}: {row.get('error')}")
+            continue
+        p["seeds"].append(seed)
+        p["accuracy"].append(float(row["result.accuracy"][0]))
+        p["steps"].append(int(row["result.steps"][0]))
+        p["stop_reason"].append(str(row["result.stop_reason"][0]))
+        total, emb = int(row["result.n_params.total"]), int(row["result.n_params.embedding"])
+        frozen = int(row["result.n_params.unembedding"]) if row["config.model.frozen_unembedding"] else 0
+        p["n_params_total"], p["n_params_embedding"], p["n_params_trainable"] = total, emb, total - frozen
+    out = []
+    for key in sorted(points, key=lambda k: (list(CONDITIONS).index(k[0]), *k[1:])):
+        p = points[key]
+        order = sorted(range(len(p["seeds"])), key=lambda i: p["seeds"][i])
+        for name in ("seeds", "accuracy", "steps", "stop_reason"):
+            p[name] = [p[name][i] for i in order]
+        out.append(p)
+    return out, errors
+
+
+def thresholds(points: Sequence[Mapping[str, Any]], success_accuracy: float) -> list[dict[str, Any]]:
+    """One d* entry per (condition, N, K) of ``points`` with the overlays (K log2 N, selector d, gammas)."""
+    cells: dict[tuple[str, int, int], list[tuple[int, int, float]]] = {}
+    params: dict[tuple[str, int, int, int], Mapping[str, Any]] = {}
+    for p in points:
+        key = (p["condition"], p["n_subjects"], p["n_relations"])
+        cells.setdefault(key, []).extend((p["d_model"], s, a) for s, a in zip(p["seeds"], p["accuracy"], strict=True))
+        params[(*key, p["d_model"])] = p
+    out = []
+    for key in sorted(cells, key=lambda k: (list(CONDITIONS).index(k[0]), k[1], k[2])):
+        cond, n, k = key
+        est = extract_threshold(cells[key], success_accuracy)
+        at = params.get((*key, est.d_star)) if est.d_star is not None else None
+        out.append({
+            "n_subjects": n, "n_relations": k, "d_star": est.d_star, "condition": cond,
+            "k_log2_n": k_log2_n(n, k),
+            "selector_d": construction_cost("selector", n, k, 1).d_model,
+            "gamma_global": gamma_global(n, k, 1),
+            "gamma_local": gamma_local(n, k, 1),
+            "information_bits": information_bits(n, k),
+            "d_tested": list(est.tested), "d_majority_success": list(est.successes),
+            "non_monotone": est.non_monotone, "failed_above": list(est.failed_above),
+            "at_grid_min": est.at_grid_min,
+            "n_params_total": None if at is None else at["n_params_total"],
+            "n_params_embedding": None if at is None else at["n_params_embedding"],
+            "n_params_trainable": None if at is None else at["n_params_trainable"],
+        })
+    return out
+
+
+def fits_for(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Least-squares fits of d* (non-null entries) against K log2 N and against N, pooled and per K."""
+    ok = [e for e in entries if e["d_star"] is not None]
+    by_k: dict[str, Any] = {}
+    for k in sorted({e["n_relations"] for e in ok}):
+        sub = [e for e in ok if e["n_relations"] == k]
+        by_k[str(k)] = fit_line([e["n_subjects"] for e in sub], [e["d_star"] for e in sub])
+    return {
+        "vs_k_log2_n": fit_line([e["k_log2_n"] for e in ok], [e["d_star"] for e in ok]),
+        "vs_n": fit_line([e["n_subjects"] for e in ok], [e["d_star"] for e in ok]),
+        "vs_n_by_k": by_k,
+        "n_cells": len(entries), "n_with_d_star": len(ok),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Result
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """The contract of ``threshold/<scale>/result.json``."""
+
+    scale: str  # smoke | quick | paper
+    primary_condition: str  # the condition ``d_star`` reports: LayerNorm on, learned untied readout
+    d_star: list[dict[str, Any]]  # primary condition, one per (N, K): n_subjects, n_relations, d_star (null if
+    #   no d worked), k_log2_n, selector_d, gamma_global/local (bits!), d_tested, non_monotone, at_grid_min, ...
+    d_star_by_condition: dict[str, list[dict[str, Any]]]  # the same for every trained condition
+    fits: dict[str, dict[str, Any]]  # per condition: d* ~ K log2 N and d* ~ N (slope, intercept, r2, n_points)
+    recipe: dict[str, Any]  # architecture and optimiser; d* holds within this recipe only
+    step_budget: int  # steps per run; d* is "smallest d reaching success_accuracy within this many steps"
+    success_rule: str  # the majority rule in words
+    conditions: dict[str, str]  # condition name -> description
+    grid: dict[str, Any]  # n_subjects, n_relations, seeds, d factors, d grid per (N, K, readout)
+    points: list[dict[str, Any]]  # accuracy-vs-d data: one per (condition, N, K, d), per-seed lists
+    n_runs: int  # runs in the grid
+    n_failed_runs: int  # runs that raised (errors in ``notes``)
+    notes: list[str]  # non-monotone curves, thresholds at the grid's edge, failures
+    schema_version: int = SCHEMA_VERSION  # bumped when a field changes meaning
+    sweep: dict[str, Any] = field(default_factory=dict)  # the sweep report (filled by the driver)
+    wall_time_s: float = 0.0  # driver wall time: training (what was missing) + analysis
+
+
+def _grid_summary(cfg: ThresholdConfig) -> dict[str, Any]:
+    grids = [{"n_subjects": n, "n_relations": k, "condition": c, "d_center": d_center(cfg, n, k, c),
+              "d": d_grid(cfg, n, k, c)}
+             for n in cfg.n_subjects for k in cfg.n_relations for c in cfg.conditions]
+    return {"n_subjects": list(cfg.n_subjects), "n_relations": list(cfg.n_relations), "seeds": list(cfg.seeds),
+            "d_window": list(cfg.d_window), "d_centers": [list(c) for c in cfg.d_centers if c[0] in cfg.conditions],
+            "d_min": cfg.d_min, "d_grids": grids}
+
+
+def _notes(by_cond: Mapping[str, Sequence[Mapping[str, Any]]], errors: Sequence[str]) -> list[str]:
+    notes = []
+    for cond, entries in by_cond.items():
+        for e in entries:
+            where = f"{cond} N={e['n_subjects']} K={e['n_relations']}"
+            if e["d_star"] is None:
+                notes.append(f"{where}: no tested d reached the majority rule (d* > {max(e['d_tested'], default=0)})")
+            elif e["at_grid_min"]:
+                notes.append(f"{where}: d* = {e['d_star']} is the smallest tested d (an upper bound)")
+            if e["non_monotone"]:
+                notes.append(f"{where}: non-monotone, d = {e['failed_above']} above d* = {e['d_star']} failed")
+    return notes + [f"failed run: {e}" for e in errors]
+
+
+def complete_rows(cfg: ThresholdConfig, rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[dict[str, Any]]:
+    """``rows`` plus the store rows of any run of :func:`runs` they lack, found by config hash.
+
+    The driver selects rows by sweep name; threshold and capacity train the same runs (same hashes)
+    under two names, and a row carries the name of the sweep that wrote it last. Looking missing runs
+    up by hash makes either experiment see every run, whichever trained it.
+    """
+    wanted = {r.config_hash() for r in runs(cfg)}
+    out = [dict(r) for r in rows if r["hash"] in wanted]
+    missing = wanted - {r["hash"] for r in out}
+    store_path = Path(out_dir) / STORE_NAME
+    if missing and store_path.is_file():
+        with ResultStore(store_path) as store:
+            out += [r for r in store.table(None, status=None) if r["hash"] in missing]
+    return out
+
+
+def analyze(cfg: ThresholdConfig, rows: list[dict[str, Any]], out_dir: Path) -> ThresholdResult:
+    """Curves, thresholds per condition and the fits, from the store's rows of :func:`runs`."""
+    points, errors = collect_points(complete_rows(cfg, rows, out_dir))
+    entries = thresholds(points, cfg.success_accuracy)
+    by_cond = {c: [e for e in entries if e["condition"] == c] for c in cfg.conditions}
+    n_seeds = len(cfg.seeds)
+    rule = (f"d* = smallest tested d at which more than half of the {n_seeds} seeds reach accuracy >= "
+            f"{cfg.success_accuracy} within {cfg.steps} steps; null if no tested d does")
+    return ThresholdResult(
+        scale=cfg.scale, primary_condition=PRIMARY, d_star=by_cond[PRIMARY], d_star_by_condition=by_cond,
+        fits={c: fits_for(es) for c, es in by_cond.items()}, recipe=cfg.recipe(), step_budget=cfg.steps,
+        success_rule=rule, conditions={c: CONDITION_LABELS[c] for c in cfg.conditions}, grid=_grid_summary(cfg),
+        points=points, n_runs=len(runs(cfg)), n_failed_runs=len(errors), notes=_notes(by_cond, errors))
+
+
+def summarize(result: ThresholdResult) -> str:
+    """The d* table (every condition) and the fits, for the terminal."""
+    conds = list(result.d_star_by_condition)
+    lines = [f"threshold ({result.scale}): {result.success_rule}",
+             f"recipe: lr {result.recipe['lr']}, {result.recipe['schedule']}, {result.step_budget} steps, "
+             f"MLP {result.recipe['mlp_ratio']}·d",
+             "   N   K  KlogN  sel_d " + " ".join(f"{c:>13}" for c in conds)]
+    cells = {(e["n_subjects"], e["n_relations"]): e for e in result.d_star_by_condition[result.primary_condition]}
+    lookup = {(c, e["n_subjects"], e["n_relations"]): e["d_star"]
+              for c in conds for e in result.d_star_by_condition[c]}
+    for (n, k), e in sorted(cells.items()):
+        vals = " ".join(f"{'-' if lookup.get((c, n, k)) is None else lookup[(c, n, k)]:>13}" for c in conds)
+        lines.append(f"{n:>4} {k:>3} {e['k_log2_n']:>6.1f} {e['selector_d']:>6} {vals}")
+    for c in conds:
+        f = result.fits[c]
+        parts = []
+        for name in ("vs_k_log2_n", "vs_n"):
+            fit = f[name]
+            if fit is None:
+                parts.append(f"{name}: n/a")
+            else:
+                r2 = "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}"
+                parts.append(f"{name}: d* = {fit['slope']:.3g}·x + {fit['intercept']:.3g} (R² {r2})")
+        lines.append(f"fit {c}: " + "; ".join(parts))
+    lines += [f"note: {n}" for n in result.notes[:20]]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Figures (from result.json only)
+
+ACC_FIGURE = "accuracy_vs_d"
+DSTAR_FIGURE = "d_star_vs_k_log2_n"
+FITS_TABLE = "d_star_fits.csv"
+#: Colour and marker of each condition in every figure (threshold and capacity).
+CONDITION_STYLES = {"ln_learned": ("tab:blue", "o"), "ln_frozen": ("tab:orange", "s"),
+               "noln_learned": ("tab:green", "^"), "noln_frozen": ("tab:red", "v")}
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write a CSV (None as an empty cell); returns the path."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for r in rows:
+            w.writerow(["" if v is None else v for v in r])
+    return path
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
+    """A bare Agg Figure (no pyplot state) and its grid of axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def plot_accuracy(data: Mapping[str, Any], folder: Path) -> list[Path]:
+    """Accuracy against d: one panel per (condition, K), one line per N (mean over seeds, seeds as dots)."""
+    from matplotlib.ticker import ScalarFormatter
+
+    points = data["points"]
+    conds = list(data["d_star_by_condition"])
+    ks = sorted({p["n_relations"] for p in points}) or [0]
+    ns = sorted({p["n_subjects"] for p in points})
+    csv_path = write_csv(folder / f"{ACC_FIGURE}.csv",
+                          ["condition", "n_subjects", "n_relations", "d_model", "seed", "accuracy", "steps",
+                           "stop_reason", "majority_success"],
+                          [(p["condition"], p["n_subjects"], p["n_relations"], p["d_model"], s, a, st, r,
+                            majority_success(p["accuracy"], data["recipe"]["success_accuracy"]))
+                           for p in points
+                           for s, a, st, r in zip(p["seeds"], p["accuracy"], p["steps"], p["stop_reason"],
+                                                  strict=True)])
+    fig, axes = _figure(len(conds), len(ks), max(7.0, 3.6 * len(ks)), 2.6 * len(conds))
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    d_star = {(e["condition"], e["n_subjects"], e["n_relations"]): e["d_star"]
+              for c in conds for e in data["d_star_by_condition"][c]}
+    for i, cond in enumerate(conds):
+        for j, k in enumerate(ks):
+            ax = axes[i][j]
+            for t, n in enumerate(ns):
+                color = cmap(t / max(1, len(ns) - 1) * 0.9)
+                pts = sorted((p for p in points if p["condition"] == cond and p["n_subjects"] == n
+                              and p["n_relations"] == k and p["accuracy"]), key=lambda p: p["d_model"])
+                if not pts:
+                    continue
+                ds = [p["d_model"] for p in pts]
+                ax.plot(ds, [sum(p["accuracy"]) / len(p["accuracy"]) for p in pts], "-", color=color, label=f"N={n}")
+                for p in pts:
+                    ax.plot([p["d_model"]] * len(p["accuracy"]), p["accuracy"], ".", color=color, alpha=0.5, ms=4)
+                ds_star = d_star.get((cond, n, k))
+                if ds_star is not None:
+                    ax.axvline(ds_star, color=color, ls=":", lw=1)
+            ax.axhline(data["recipe"]["success_accuracy"], color="grey", ls="--", lw=0.8)
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{CONDITION_LABELS.get(cond, cond)}, K={k}", fontsize=8)
+            ax.set_xlabel("d_model")
+            ax.set_ylabel("final accuracy")
+            if i == 0 and j == 0 and ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, title="line: seed mean; dotted: d*", title_fontsize=6)
+    fig.suptitle(f"Accuracy against d ({data['scale']}; {data['step_budget']} steps, lr {data['recipe']['lr']}; "
+                 f"dashed: success level)", fontsize=9)
+    png = folder / f"{ACC_FIGURE}.png"
+    fig.savefig(png, dpi=110)
+    return [png, csv_path]
+
+
+def _fit_rows(data: Mapping[str, Any]) -> list[list[Any]]:
+    rows = []
+    for cond, f in data["fits"].items():
+        for name in ("vs_k_log2_n", "vs_n"):
+            fit = f[name]
+            rows.append([cond, name, ""] + ([None] * 4 if fit is None else
+                                            [fit["slope"], fit["intercept"], fit["r2"], fit["n_points"]]))
+        for k, fit in f["vs_n_by_k"].items():
+            rows.append([cond, "vs_n", k] + ([None] * 4 if fit is None else
+                                             [fit["slope"], fit["intercept"], fit["r2"], fit["n_points"]]))
+    return rows
+
+
+def plot_d_star(data: Mapping[str, Any], folder: Path) -> list[Path]:
+    """d* against K log2 N (with fits, the selector's d and the bound's gammas) and against N."""
+    from matplotlib.ticker import ScalarFormatter
+
+    conds = list(data["d_star_by_condition"])
+    all_entries = [e for c in conds for e in data["d_star_by_condition"][c]]
+    csv_path = write_csv(folder / f"{DSTAR_FIGURE}.csv",
+                          ["condition", "n_subjects", "n_relations", "k_log2_n", "d_star", "at_grid_min",
+                           "non_monotone", "d_tested_max", "selector_d", "gamma_global_bits", "gamma_local_bits"],
+                          [(e["condition"], e["n_subjects"], e["n_relations"], e["k_log2_n"], e["d_star"],
+                            e["at_grid_min"], e["non_monotone"], max(e["d_tested"], default=None), e["selector_d"],
+                            e["gamma_global"], e["gamma_local"]) for e in all_entries])
+    fits_path = write_csv(folder / FITS_TABLE, ["condition", "fit", "n_relations", "slope", "intercept", "r2",
+                                                 "n_points"], _fit_rows(data))
+    fig, axes = _figure(1, 2, 12.5, 4.8)
+    ax, ax_n = axes[0]
+    # Overlays, one per (N, K) of the primary grid.
+    cells = sorted({(e["n_subjects"], e["n_relations"]): e for e in all_entries}.values(), key=lambda e: e["k_log2_n"])
+    xs = [e["k_log2_n"] for e in cells]
+    ax.plot(xs, [e["selector_d"] for e in cells], "k+", ms=8, label="selector construction d = (K+1)⌈log2 N⌉+K")
+    ax.plot(xs, xs, color="0.6", lw=0.8, ls="-", label="d = K log2 N (numerically γ_L for k = 1)")
+    for cond in conds:
+        color, marker = CONDITION_STYLES.get(cond, ("k", "o"))
+        es = data["d_star_by_condition"][cond]
+        ok = [e for e in es if e["d_star"] is not None]
+        ax.plot([e["k_log2_n"] for e in ok], [e["d_star"] for e in ok], marker, color=color, ls="none",
+                label=f"d*: {CONDITION_LABELS.get(cond, cond)}")
+        none = [e for e in es if e["d_star"] is None]
+        if none:  # censored: no tested d worked, drawn at the largest tested d with an upward arrow
+            ax.plot([e["k_log2_n"] for e in none], [max(e["d_tested"], default=1) for e in none], marker="^",
+                    color=color, ls="none", mfc="none", ms=9)
+        fit = data["fits"][cond]["vs_k_log2_n"]
+        if fit is not None and xs:
+            lo, hi = min(xs), max(xs)
+            r2 = "n/a" if fit["r2"] is None else f"{fit['r2']:.2f}"
+            ax.plot([lo, hi], [fit["slope"] * lo + fit["intercept"], fit["slope"] * hi + fit["intercept"]],
+                    color=color, lw=1, ls="--",
+                    label=f"fit {cond}: {fit['slope']:.2f}x{fit['intercept']:+.1f}, R² {r2}")
+        ok_n = sorted(ok, key=lambda e: (e["n_relations"], e["n_subjects"]))
+        all_k = sorted({e["n_relations"] for e in all_entries})
+        for k in sorted({e["n_relations"] for e in ok_n}):
+            sub = [e for e in ok_n if e["n_relations"] == k]
+            style = (":", "--", "-")[min(2, all_k.index(k))] if len(all_k) > 1 else "-"
+            ax_n.plot([e["n_subjects"] for e in sub], [e["d_star"] for e in sub], marker=marker, color=color,
+                      ls=style, lw=1, label=f"{cond}, K={k}")
+    # The bound's thresholds are bits per subject embedding, not dimensions: a separate, labelled axis.
+    ax2 = ax.twinx()
+    ax2.plot(xs, [e["gamma_global"] for e in cells], "x", color="purple", ms=6, label="γ_G (bits)")
+    ax2.plot(xs, [e["gamma_local"] for e in cells], "1", color="brown", ms=9, label="γ_L = K log2 N (bits)")
+    ax2.set_ylabel("bound's thresholds γ: bits per subject embedding\n(bits ≠ dimensions: our d are floats)",
+                   fontsize=7)
+    lo_y = 0
+    hi_y = max([*(e["selector_d"] for e in cells), *(max(e["d_tested"], default=0) for e in all_entries), 1]) * 1.05
+    ax.set_ylim(lo_y, hi_y)
+    ax2.set_ylim(lo_y, hi_y)
+    ax.set_xlabel("K log2 N")
+    ax.set_ylabel("d_model")
+    ax.set_title("Threshold d* against K log2 N (open ▲: no tested d worked, drawn at the largest)", fontsize=8)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper left")
+    ax_n.set_xscale("log", base=2)
+    ax_n.xaxis.set_major_formatter(ScalarFormatter())
+    ax_n.set_xlabel("N (subjects)")
+    ax_n.set_ylabel("d*")
+    ax_n.set_title("d* against N, per K (line style) and condition (colour)", fontsize=8)
+    if ax_n.get_legend_handles_labels()[0]:
+        ax_n.legend(fontsize=6, ncol=2)
+    fig.suptitle(f"Threshold ({data['scale']}): {data['success_rule']}", fontsize=7)
+    png = folder / f"{DSTAR_FIGURE}.png"
+    fig.savefig(png, dpi=110)
+    return [png, csv_path, fits_path]
+
+
+def plot(result_dir: str | Path) -> list[Path]:
+    """Accuracy-vs-d and d*-vs-K log2 N figures with their CSVs, from ``result.json`` alone."""
+    folder = Path(result_dir)
+    data = load_result_json(folder)
+    return plot_accuracy(data, folder) + plot_d_star(data, folder)
