@@ -16,6 +16,7 @@ import click
 
 from georecall import __version__
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, apply_overrides
+from georecall.experiments import EXPERIMENTS  # a dict of names only: imports nothing heavy
 
 EXIT_BAD_INPUT = 2
 
@@ -222,7 +223,7 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
                    f"{report.failed} failed; results in {payload['store']}")
 
 
-_EXPERIMENT_IDS = ["threshold", "frozen_control", "multihop", "capacity"]
+_EXPERIMENT_IDS = list(EXPERIMENTS)
 
 
 def _default_out() -> str:

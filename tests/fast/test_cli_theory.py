@@ -67,3 +67,10 @@ def test_theory_figures_are_written(tmp_path, capsys):
     assert main(["theory-figures", "--out", str(tmp_path), "--n-subjects", "1024", "--max-hops", "3"]) == 0
     pngs = sorted(tmp_path.glob("*.png"))
     assert len(pngs) == 2 and all(p.stat().st_size > 10_000 for p in pngs)
+
+
+def test_cli_lists_every_registered_construction():
+    from georecall.cli import _CONSTRUCTION_NAMES
+    from georecall.constructions import CONSTRUCTIONS
+
+    assert sorted(_CONSTRUCTION_NAMES) == sorted(CONSTRUCTIONS)  # the CLI keeps the names to start fast
