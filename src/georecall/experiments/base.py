@@ -21,11 +21,12 @@ The driver :func:`run_experiment` trains what is missing (resuming a killed run)
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -70,6 +71,17 @@ def load_result_json(folder: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no {RESULT_FILE} in {folder}: run the experiment first")
     return json.loads(path.read_text())
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write the table behind a figure (None as an empty cell); returns the path."""
+    path = Path(path)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for r in rows:
+            w.writerow(["" if v is None else v for v in r])
+    return path
 
 
 def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[str], *, device: str | None = None,

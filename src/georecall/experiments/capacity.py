@@ -28,7 +28,7 @@ from typing import Any
 
 from georecall.config import RunConfig
 from georecall.experiments import threshold
-from georecall.experiments.base import Provenance, load_result_json
+from georecall.experiments.base import Provenance, load_result_json, write_csv
 from georecall.experiments.threshold import ThresholdConfig
 from georecall.theory import construction_cost
 
@@ -171,7 +171,7 @@ def plot(result_dir: str | Path) -> list[Path]:
             "params_total", "params_trainable", "params_embedding", "bits_per_param_total",
             "bits_per_param_trainable", "bits_per_param_embedding", "selector_d", "selector_params_total",
             "selector_bits_per_param"]
-    csv_path = threshold.write_csv(folder / f"{FIGURE}.csv", cols, ([e[c] for c in cols] for e in entries))
+    csv_path = write_csv(folder / f"{FIGURE}.csv", cols, ([e[c] for c in cols] for e in entries))
     ref = float(PROVENANCE.paper_reported["lm_bits_per_param"])
     fig = Figure(figsize=(15, 5.2), layout="constrained")
     FigureCanvasAgg(fig)

@@ -56,9 +56,7 @@ themselves), so the linear ``param_per_fact`` is the cleaner contrast there.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +65,8 @@ from typing import Any
 import numpy as np
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.experiments.base import SCALES, Provenance, load_result_json
+from georecall.experiments.base import SCALES, Provenance, load_result_json, write_csv
+from georecall.experiments.stats import fit_line, is_majority
 from georecall.theory import information_bits
 
 ID = "frozen_control"
@@ -165,15 +164,11 @@ class Config:
             raise ValueError(f"seeds must be >= 2 distinct non-negative integers, got {list(self.seeds)}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 < self.target_accuracy <= 1:
-            raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
         if self.unembed_init_std is not None and not self.unembed_init_std > 0:
             raise ValueError(f"unembed_init_std must be > 0 or None, got {self.unembed_init_std}")
         if self.n_bootstrap < 0:
             raise ValueError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
-        # The rest (warm-up, weight decay, batch size, eval_every) is checked by TrainConfig.
+        # lr, target, warm-up, weight decay, batch size, eval_every: TrainConfig checks them.
         self.train_config()
 
     def widths_for(self, n: int, k: int) -> tuple[int, ...]:
@@ -251,13 +246,6 @@ def runs(cfg: Config) -> list[RunConfig]:
 # Pure analysis
 
 
-def is_majority(successes: int, total: int) -> bool:
-    """A strict majority: ``2 * successes > total`` (2 of 3, 2 of 2, 3 of 5)."""
-    if total < 1 or not 0 <= successes <= total:
-        raise ValueError(f"need 0 <= successes <= total and total >= 1, got {successes}/{total}")
-    return 2 * successes > total
-
-
 def needed_size(sizes: Sequence[int], successes: Sequence[int], totals: Sequence[int]) -> tuple[int | None, str]:
     """The smallest size from which every larger tried size has a majority of successes, and its status.
 
@@ -284,29 +272,6 @@ def first_success(sizes: Sequence[int], successes: Sequence[int], totals: Sequen
     """The smallest tried size with a majority of successes (ignores failures above it); None if none."""
     passing = [s for s, k, t in zip(sizes, successes, totals, strict=True) if is_majority(k, t)]
     return min(passing) if passing else None
-
-
-def fit_line(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
-    """Least squares ``y = intercept + slope x``: slope, intercept, OLS standard error of the slope, r2, n.
-
-    Needs >= 2 points with distinct x; ``stderr`` is None with fewer than 3 points (no residual dof).
-    """
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    n = len(xa)
-    if n != len(ya) or n < 2:
-        raise ValueError(f"fit_line needs >= 2 (x, y) pairs of equal length, got {n} and {len(ya)}")
-    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
-        raise ValueError("fit_line needs finite values")
-    sxx = float(((xa - xa.mean()) ** 2).sum())
-    if sxx <= 0:
-        raise ValueError(f"fit_line needs at least two distinct x values, got {xa.tolist()}")
-    slope = float(((xa - xa.mean()) * (ya - ya.mean())).sum() / sxx)
-    intercept = float(ya.mean() - slope * xa.mean())
-    resid = ya - (intercept + slope * xa)
-    sst = float(((ya - ya.mean()) ** 2).sum())
-    r2 = 1.0 - float((resid ** 2).sum()) / sst if sst > 0 else 1.0
-    stderr = math.sqrt(float((resid ** 2).sum()) / (n - 2) / sxx) if n > 2 else None
-    return {"slope": slope, "intercept": intercept, "stderr": stderr, "r2": r2, "n": n}
 
 
 def fit_loglog(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
@@ -579,15 +544,6 @@ _POINT_COLS = ("condition", "N", "K", "NK", "size_name", "needed_size", "status"
                "d_mlp", "params_non_embedding", "params_trainable", "params_total", "information_bits")
 
 
-def _write_csv(path: Path, cols: Sequence[str], rows: Sequence[dict[str, Any]]) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
-    return path
-
-
 _K_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _COLORS = {FROZEN: "tab:blue", LEARNED: "tab:orange"}
 
@@ -614,7 +570,7 @@ def _accuracy_figure(folder: Path, name: str, curves: list[dict[str, Any]], poin
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    csv_path = _write_csv(folder / f"{name}.csv", _CURVE_COLS, curves)
+    csv_path = write_csv(folder / f"{name}.csv", _CURVE_COLS, ([r.get(c) for c in _CURVE_COLS] for r in curves))
     keys = sorted({(c["N"], c["K"]) for c in curves}, key=lambda t: (t[0] * t[1], t[1]))
     ks = [k for _, k in keys]
     cmap = plt.get_cmap("viridis")
@@ -662,7 +618,8 @@ def _params_figure(folder: Path, data: dict[str, Any]) -> list[Path]:
     from matplotlib.lines import Line2D
 
     points = data["points"]
-    csv_path = _write_csv(folder / "params_needed_vs_nk.csv", _POINT_COLS, points)
+    csv_path = write_csv(folder / "params_needed_vs_nk.csv", _POINT_COLS,
+                         ([r.get(c) for c in _POINT_COLS] for r in points))
     ks = sorted({p["K"] for p in points})
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 5))
     # (a) needed frozen width vs N*K, linear axes, with the width_slope fit.

@@ -76,7 +76,6 @@ Scales (``config(scale)``):
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +85,8 @@ from typing import Any
 import numpy as np
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.experiments.base import SCALES, Provenance, load_result_json
+from georecall.experiments.base import SCALES, Provenance, load_result_json, write_csv
+from georecall.experiments.stats import majority_success
 
 ID = "multihop"
 
@@ -182,16 +182,7 @@ class Config:
             raise ValueError(f"d_models must be divisible by n_heads={self.n_heads}, got {bad}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.eval_every < 1:
-            raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
-        if not 0 < self.target_accuracy <= 1:
-            raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
+        self.train_config()  # lr, weight decay, warm-up, eval_every, target: TrainConfig checks them
         if not self.unembed_init_std > 0:
             raise ValueError(f"unembed_init_std must be > 0, got {self.unembed_init_std}")
         if not self.bits_per_coordinate > 0:
@@ -204,6 +195,12 @@ class Config:
             raise ValueError(f"probe_shuffles must be >= 1, got {self.probe_shuffles}")
         if self.probe_margin < 0:
             raise ValueError(f"probe_margin must be >= 0, got {self.probe_margin}")
+
+    def train_config(self) -> TrainConfig:
+        """The optimisation every run of this experiment uses."""
+        return TrainConfig(steps=self.steps, lr=self.lr, weight_decay=self.weight_decay,
+                           warmup_steps=self.warmup_steps, eval_every=self.eval_every,
+                           target_accuracy=self.target_accuracy)
 
 
 def config(scale: str) -> Config:
@@ -237,9 +234,7 @@ def run_config(cfg: Config, k: int, condition: str, d_model: int, d_mlp: int, se
                       cot="interleaved" if cot else "none")
     model = ModelConfig(d_model=d_model, n_layers=1 if cot else k, n_heads=cfg.n_heads, d_mlp=d_mlp,
                         frozen_unembedding=frozen, unembed_init_std=cfg.unembed_init_std if frozen else None)
-    train = TrainConfig(steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
-                        eval_every=cfg.eval_every, target_accuracy=cfg.target_accuracy)
-    return RunConfig(task=task, model=model, train=train, seeds=(seed,))
+    return RunConfig(task=task, model=model, train=cfg.train_config(), seeds=(seed,))
 
 
 def source_condition(k: int, condition: str) -> str:
@@ -269,14 +264,6 @@ def runs(cfg: Config) -> list[RunConfig]:
 
 # ---------------------------------------------------------------------------------------------------
 # Pure analysis: success, sizes, the smallest successful model
-
-
-def majority_success(accuracies: Sequence[float | None], target: float) -> bool:
-    """True when a strict majority of the runs reached ``target`` (a failed run, ``None``, counts as a miss)."""
-    if not accuracies:
-        return False
-    hits = sum(1 for a in accuracies if a is not None and a >= target)
-    return 2 * hits > len(accuracies)
 
 
 def trainable_params(n_params: dict[str, int], *, frozen_unembedding: bool, frozen_embeddings: bool = False) -> int:
@@ -664,15 +651,6 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
 # Figures (from result.json only)
 
 
-def _write_csv(path: Path, header: Sequence[str], table: Iterable[Sequence[Any]]) -> Path:
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        for line in table:
-            writer.writerow(["" if v is None else v for v in line])
-    return path
-
-
 _STYLE = {"direct-frozen": ("tab:blue", "o"), "direct-learned": ("tab:orange", "s"),
           "cot-frozen": ("tab:green", "^"), "cot-learned": ("tab:red", "v")}
 
@@ -732,7 +710,7 @@ def _plot_capacity(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
     png = folder / f"{FIG_CAPACITY}.png"
     fig.savefig(png, dpi=120)
     plt.close(fig)
-    return [png, _write_csv(folder / f"{FIG_CAPACITY}.csv", ("series", "k", "value", "unit"), csv_rows)]
+    return [png, write_csv(folder / f"{FIG_CAPACITY}.csv", ("series", "k", "value", "unit"), csv_rows)]
 
 
 def _plot_grid(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
@@ -770,7 +748,7 @@ def _plot_grid(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
     plt.close(fig)
     header = ("condition", "k", "d_model", "d_mlp", "n_success", "n_runs", "success", "trainable_params",
               "total_params")
-    return [png, _write_csv(folder / f"{FIG_GRID}.csv", header, csv_rows)]
+    return [png, write_csv(folder / f"{FIG_GRID}.csv", header, csv_rows)]
 
 
 def _plot_probe(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
@@ -808,7 +786,7 @@ def _plot_probe(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
     plt.close(fig)
     header = ("k", "d_model", "d_mlp", "seed", "embedding_bits", "gamma_L", "below_gamma_L",
               *[f"{b}_{f}" for b in CODE_BOOKS for f in ("score", "control_mean", "control_max")], "flagged")
-    return [png, _write_csv(folder / f"{FIG_PROBE}.csv", header, csv_rows)]
+    return [png, write_csv(folder / f"{FIG_PROBE}.csv", header, csv_rows)]
 
 
 def plot(result_dir: str | Path) -> list[Path]:

@@ -44,7 +44,6 @@ budget is spent by the d below threshold):
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, resolve_device_name
-from georecall.experiments.base import Provenance, load_result_json
+from georecall.experiments import stats
+from georecall.experiments.base import Provenance, load_result_json, write_csv
 from georecall.results.store import ResultStore
 from georecall.theory import construction_cost, gamma_global, gamma_local, information_bits
 from georecall.training.sweep import STORE_NAME
@@ -256,10 +256,7 @@ def runs(cfg: ThresholdConfig) -> list[RunConfig]:
 
 def majority_success(accuracies: Sequence[float], success_accuracy: float) -> bool:
     """True when a strict majority of the seeds reach ``success_accuracy`` (2 seeds: both; 3: two)."""
-    if not accuracies:
-        return False
-    wins = sum(1 for a in accuracies if a >= success_accuracy - ACC_TOL)
-    return 2 * wins > len(accuracies)
+    return stats.majority_success(accuracies, success_accuracy, tol=ACC_TOL)
 
 
 @dataclass(frozen=True)
@@ -302,18 +299,11 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int | 
     """
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-    n = len(x)
-    if n < 2 or len(set(x)) < 2:
+    if len(x) < 2 or len(set(x)) < 2:
         return None
-    mx, my = sum(x) / n, sum(y) / n
-    sxx = sum((a - mx) ** 2 for a in x)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    slope = sxy / sxx
-    intercept = my - slope * mx
-    ss_res = sum((b - (slope * a + intercept)) ** 2 for a, b in zip(x, y, strict=True))
-    ss_tot = sum((b - my) ** 2 for b in y)
-    r2 = None if ss_tot == 0 else 1.0 - ss_res / ss_tot
-    return {"slope": slope, "intercept": intercept, "r2": r2, "n_points": n}
+    fit = stats.fit_line(x, y)
+    r2 = None if len(set(y)) == 1 else fit["r2"]
+    return {"slope": fit["slope"], "intercept": fit["intercept"], "r2": r2, "n_points": fit["n"]}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -528,16 +518,6 @@ FITS_TABLE = "d_star_fits.csv"
 #: Colour and marker of each condition in every figure (threshold and capacity).
 CONDITION_STYLES = {"ln_learned": ("tab:blue", "o"), "ln_frozen": ("tab:orange", "s"),
                "noln_learned": ("tab:green", "^"), "noln_frozen": ("tab:red", "v")}
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    """Write a CSV (None as an empty cell); returns the path."""
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for r in rows:
-            w.writerow(["" if v is None else v for v in r])
-    return path
 
 
 def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
