@@ -38,6 +38,24 @@ def test_ensemble_equals_separate_models_in_logits_and_gradients(cfg):
             torch.testing.assert_close(p.grad[e], q.grad[0], rtol=0, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("cfg", CFGS)
+@pytest.mark.parametrize("positions", [(3,), (1, 3), (0, 2)])
+def test_residual_at_positions_equals_the_full_residual_there(cfg, positions):
+    torch.manual_seed(1)
+    model = Transformer(cfg, d_vocab=11, n_ctx=4, n_members=2).double()
+    tokens = torch.randint(0, 11, (2, 6, 4))
+    full = model.residual(tokens)[:, :, list(positions)]
+    full.pow(2).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    part = model.residual(tokens, positions)
+    torch.testing.assert_close(part, full, rtol=0, atol=1e-12)
+    part.pow(2).sum().backward()
+    assert grads.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
+    for n, g in grads.items():
+        torch.testing.assert_close(model.get_parameter(n).grad, g, rtol=0, atol=1e-12, msg=n)
+
+
 def test_member_and_stack_are_inverse():
     ens = Transformer(CFGS[0], d_vocab=9, n_ctx=3, n_members=4)
     again = Transformer.stack([ens.member(e) for e in range(4)])
@@ -116,3 +134,17 @@ def test_bad_token_shapes_are_rejected():
         m(torch.zeros(3, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="exceeds n_ctx"):
         m(torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_fused_layernorm_equals_the_hooked_path():
+    model = Transformer(CFGS[0], d_vocab=11, n_ctx=4, n_members=2).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # gains and biases away from 1 and 0
+    tokens = torch.randint(0, 11, (2, 5, 4))
+    fused = model(tokens)
+    seen = []
+    with model.hooks([("blocks.0.ln2.hook_scale", lambda x, hook: seen.append(x.shape))]):
+        hooked = model(tokens)
+    assert seen == [(2, 5, 4, 1)]
+    torch.testing.assert_close(fused, hooked, rtol=0, atol=1e-12)

@@ -45,10 +45,14 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()  # [E, B, T, d]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [E, B, T, d]
+        w, b = self.w[:, None, None, :], self.b[:, None, None, :]
+        if not (self.hook_scale.n_hooks or self.hook_normalized.n_hooks):
+            # One fused kernel instead of nine passes; the per-member affine stays outside it.
+            return torch.addcmul(b, F.layer_norm(x, x.shape[-1:], eps=LN_EPS), w)
         x = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + LN_EPS).sqrt())
         x = x / scale
-        return self.hook_normalized(x * self.w[:, None, None, :] + self.b[:, None, None, :])
+        return self.hook_normalized(x * w + b)
 
 
 class Attention(nn.Module):
@@ -81,16 +85,19 @@ class Attention(nn.Module):
         out = torch.einsum("ebtd,ehdk->ebthk", x, w)  # [E, B, T, H, dh]
         return out if b is None else out + b[:, None, None]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [E, B, T, d]
-        q = self.hook_q(self._proj(x, self.W_Q, self.b_Q))
+    def forward(self, x: torch.Tensor, query_positions: Sequence[int] | None = None) -> torch.Tensor:
+        """``x`` [E, B, T, d] -> ``[E, B, T, d]``, or ``[E, B, P, d]`` for the P ``query_positions`` only."""
+        t = x.shape[2]
+        xq, qpos = (x, torch.arange(t, device=x.device)) if query_positions is None else \
+            (x[:, :, list(query_positions)], torch.tensor(list(query_positions), device=x.device))
+        q = self.hook_q(self._proj(xq, self.W_Q, self.b_Q))
         k = self.hook_k(self._proj(x, self.W_K, self.b_K))
         v = self.hook_v(self._proj(x, self.W_V, self.b_V))
-        scores = torch.einsum("ebqhk,ebthk->ebhqt", q, k) * self.scale  # [E, B, H, T, T]
-        t = x.shape[2]
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        scores = torch.einsum("ebqhk,ebthk->ebhqt", q, k) * self.scale  # [E, B, H, T_q, T]
+        causal = torch.arange(t, device=x.device)[None, :] <= qpos[:, None]
         scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
-        z = self.hook_z(torch.einsum("ebhqt,ebthk->ebqhk", pattern, v))  # [E, B, T, H, dh]
+        z = self.hook_z(torch.einsum("ebhqt,ebthk->ebqhk", pattern, v))  # [E, B, T_q, H, dh]
         out = torch.einsum("ebqhk,ehkd->ebqd", z, self.W_O)
         return out if self.b_O is None else out + self.b_O[:, None, None]
 
@@ -143,9 +150,12 @@ class Block(nn.Module):
         self.hook_mlp_out = None if cfg.attn_only else HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, query_positions: Sequence[int] | None = None) -> torch.Tensor:
+        """``[E, B, T, d]`` -> ``[E, B, T, d]``; with ``query_positions`` only those P positions are
+        computed past attention's keys and values (``[E, B, P, d]``; hooks after ``hook_k``/``hook_v`` see P)."""
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln1(x))))
+        resid = x if query_positions is None else x[:, :, list(query_positions)]
+        x = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(x), query_positions)))
         if self.mlp is not None:
             x = x + self.hook_mlp_out(self.mlp(self.ln2(x)))
         return self.hook_resid_post(x)
@@ -248,8 +258,13 @@ class Transformer(nn.Module):
     # ----------------------------------------------------------------------------------------------
     # Forward
 
-    def residual(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The final residual stream before ``ln_final``: ``[E, B, T, d]``."""
+    def residual(self, tokens: torch.Tensor, positions: Sequence[int] | None = None) -> torch.Tensor:
+        """The final residual stream before ``ln_final``: ``[E, B, T, d]``, or ``[E, B, P, d]`` at ``positions``.
+
+        With ``positions`` the last block computes its queries, MLP and output at those positions only
+        (what a loss on answer positions needs; earlier blocks still compute every position), so hooks
+        of the last block see P positions. :meth:`forward` computes every position.
+        """
         e = self.n_members
         if tokens.dim() == 2:
             tokens = tokens.expand(e, *tokens.shape)
@@ -263,8 +278,11 @@ class Transformer(nn.Module):
         flat = self.embed.W_E.reshape(e * self.d_vocab, -1)
         x = self.hook_embed(F.embedding(tokens + offsets, flat))  # [E, B, T, d]
         x = x + self.hook_pos_embed(self.pos_embed.W_pos[:, None, :t, :].expand_as(x))
-        for block in self.blocks:
-            x = block(x)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, positions if i == last else None)
+        if positions is not None and last < 0:
+            x = x[:, :, list(positions)]
         return x
 
     def unembed_residual(self, x: torch.Tensor) -> torch.Tensor:
