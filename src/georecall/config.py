@@ -144,6 +144,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA if available), cpu, cuda, cuda:N
     eval_chunk: int = 1 << 15  # queries per evaluation chunk (bounds memory)
     fused_loss: bool | None = None  # chunked readout + cross-entropy; None = where measured to pay
+    compile: bool = False  # torch.compile the model body (pays only for long runs: benchmarks/RESULTS.md)
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, f"steps must be >= 0, got {self.steps}")
@@ -240,14 +241,14 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 #: Fields that say where and how a run executes, not what it computes: left out of its identity.
-_NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss")}
+_NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss", "compile")}
 
 
 def config_hash(cfg: Any) -> str:
     """SHA-256 of the canonical JSON of a config: equal configs give equal hashes across sessions.
 
-    ``train.device``, ``train.eval_chunk`` and ``train.fused_loss`` are left out: the same run on
-    another device, or through another kernel for the same loss, is the same run.
+    ``train.device``, ``train.eval_chunk``, ``train.fused_loss`` and ``train.compile`` are left out:
+    the same run on another device, or through other kernels for the same loss, is the same run.
     """
     data = to_dict(cfg)
     for section, names in _NOT_IDENTITY.items():

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from georecall.training.fused_ce import linear_cross_entropy
+from georecall.training.fused_ce import linear_cross_entropy, mean_linear_cross_entropy
 
 
 def _plain(x, w, b, t):
@@ -46,3 +46,54 @@ def test_frozen_readout_gets_no_gradient():
     loss, _ = linear_cross_entropy(x, w, b, torch.randint(0, 6, (2, 9)), chunk_logits=12)
     loss.sum().backward()
     assert x.grad is not None and w.grad is None
+
+
+@pytest.mark.parametrize("chunk_logits", [1, 7 * 3 * 11, 10**9], ids=["row-by-row", "odd-chunks", "one-chunk"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_mean_with_gradients_in_forward_equals_the_plain_path(chunk_logits, tied):
+    g = torch.Generator().manual_seed(1)
+    e, r, d, v = 3, 37, 5, 11
+    x = torch.randn(e, r, d, generator=g, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(e, v, d, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(e, v, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, v, (e, r), generator=g)
+    t[0, :4] = table[0].detach().matmul(x[0, :4].detach().T).add(b[0, :, None].detach()).argmax(0)  # some correct
+    upstream = torch.tensor([0.5, 0.0, 2.0], dtype=torch.float64)  # a stopped member gets 0
+    out = []
+    for fused in (False, True):
+        w = table.transpose(1, 2) if tied else table.detach().transpose(1, 2).contiguous().requires_grad_()
+        if fused:
+            mean, loss, correct = mean_linear_cross_entropy(x, w, b, t, chunk_logits=chunk_logits)
+            assert not loss.requires_grad and not correct.requires_grad
+        else:
+            loss, correct = _plain(x, w, b, t)
+            mean = loss.mean(1)
+        (mean * upstream).sum().backward()
+        leaf = table if tied else w
+        out.append((mean.detach(), loss.detach(), correct, x.grad.clone(), leaf.grad.clone(), b.grad.clone()))
+        for p in (x, table, b):
+            p.grad = None
+    assert torch.equal(out[0][2], out[1][2]) and out[1][2].any()
+    for a, bb in zip(out[1][:2] + out[1][3:], out[0][:2] + out[0][3:], strict=True):
+        torch.testing.assert_close(a, bb, rtol=1e-10, atol=1e-12)
+
+
+def test_mean_is_stable_for_large_logits_and_takes_the_first_of_tied_maxima():
+    x = torch.tensor([[[1.0], [1.0]]]) * 100  # logits 100 * w: a loss near 200 must not overflow
+    w = torch.tensor([[[1.0, -1.0, 1.0]]], requires_grad=True)
+    b = torch.zeros(1, 3)
+    mean, loss, correct = mean_linear_cross_entropy(x, w, b, torch.tensor([[1, 2]]))
+    ref = F.cross_entropy(torch.tensor([[100.0, -100.0, 100.0]] * 2), torch.tensor([1, 2]), reduction="none")
+    torch.testing.assert_close(loss[0], ref)
+    assert correct.tolist() == [[False, False]]  # index 0 and 2 tie: argmax is 0
+    mean.sum().backward()
+    assert torch.isfinite(w.grad).all()
+
+
+def test_mean_without_gradients_computes_no_buffers():
+    x = torch.randn(2, 9, 4, requires_grad=True)
+    with torch.no_grad():
+        mean, loss, correct = mean_linear_cross_entropy(x, torch.randn(2, 4, 6), torch.zeros(2, 6),
+                                                        torch.randint(0, 6, (2, 9)))
+    assert not mean.requires_grad
+    torch.testing.assert_close(mean, loss.mean(1))

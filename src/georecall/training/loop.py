@@ -21,8 +21,9 @@ from georecall.config import RunConfig, TrainConfig, resolve_device_name
 from georecall.model import Transformer, param_counts
 from georecall.results import TrainResult, TrainRun, run_meta
 from georecall.tasks import QuerySet, context_length, make_queries, stack_queries, world_for
+from georecall.training.cpu_heap import retained_heap
 from georecall.training.evaluate import EvalResult, ScoreTally, answer_scores, evaluate
-from georecall.training.fused_ce import linear_cross_entropy
+from georecall.training.fused_ce import mean_linear_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -102,24 +103,31 @@ def _use_fused(tc: TrainConfig, device: torch.device) -> bool:
 FUSED_BY_DEFAULT = {"cpu": True, "cuda": False}
 
 
-def _plain_scores(model: Transformer, positions: tuple[int, ...]):
-    """Logits of the answer positions, then cross-entropy: ``(tokens, targets) -> correct, ce``, [E, B, P]."""
+Body = Callable[[torch.Tensor, tuple[int, ...]], torch.Tensor]
 
-    def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return answer_scores(model(tokens, positions), targets)
+
+def _plain_scores(model: Transformer, positions: tuple[int, ...], body: Body):
+    """Logits of the answer positions, then cross-entropy: ``(tokens, targets) -> correct, ce`` [E, B, P]
+    and each member's mean loss [E] (differentiable). ``body`` is ``model.residual`` or its compiled form."""
+
+    def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits = model.unembed_residual(body(tokens, positions))
+        correct, ce = answer_scores(logits, targets)
+        return correct, ce, ce.mean(dim=(1, 2))
 
     return scores
 
 
-def _fused_scores(model: Transformer, positions: tuple[int, ...]):
-    """The same scores through :func:`linear_cross_entropy`: the [E, B, P, V] logits never exist."""
+def _fused_scores(model: Transformer, positions: tuple[int, ...], body: Body):
+    """The same scores through :func:`mean_linear_cross_entropy`: the [E, B, P, V] logits never exist,
+    and the readout's gradients are computed in the forward pass."""
 
-    def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = model.ln_final(model.residual(tokens)[:, :, list(positions)])  # [E, B, P, d]
+    def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = model.ln_final(body(tokens, positions))  # [E, B, P, d]
         e, b, p, d = x.shape
-        ce, correct = linear_cross_entropy(x.reshape(e, b * p, d), model.W_U, model.unembed.b_U,
-                                           targets.reshape(e, b * p))
-        return correct.view(e, b, p), ce.view(e, b, p)
+        mean, ce, correct = mean_linear_cross_entropy(x.reshape(e, b * p, d), model.W_U, model.unembed.b_U,
+                                                      targets.reshape(e, b * p))
+        return correct.view(e, b, p), ce.view(e, b, p), mean
 
     return scores
 
@@ -136,10 +144,17 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
 
     ``model`` may hand in an already built ensemble (e.g. with frozen parts set by hand); by default it
     is built from the config. Nothing is written to disk: see :func:`georecall.results.save_run`.
+    On the CPU freed memory stays with the process while it trains (:func:`retained_heap`).
     """
+    device = resolve_device(config.train.device)
+    with retained_heap(device.type == "cpu"):
+        return _train(config, device, progress, model)
+
+
+def _train(config: RunConfig, device: torch.device, progress: Callable[[Progress], None] | None,
+           model: Transformer | None) -> TrainRun:
     t0 = time.perf_counter()
     tc, seeds = config.train, config.seeds
-    device = resolve_device(tc.device)
     worlds = [world_for(config.task, s) for s in seeds]
     data: QuerySet = stack_queries([make_queries(w, config.task, seed=s) for w, s in zip(worlds, seeds, strict=True)])
     if data.sampled:
@@ -160,7 +175,8 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     lr_scale = None
     if config.lrs is not None and any(lr != tc.lr for lr in config.lrs):
         lr_scale = torch.tensor([lr / tc.lr for lr in config.lrs], device=device)
-    score_fn = _fused_scores(model, data.positions) if _use_fused(tc, device) else _plain_scores(model, data.positions)
+    body: Body = torch.compile(model.residual, dynamic=False) if tc.compile else model.residual
+    score_fn = (_fused_scores if _use_fused(tc, device) else _plain_scores)(model, data.positions, body)
     batches = _Batches(n_q, tc.batch_size, seeds, device) if tc.batch_size is not None else None
     full_batch = batches is None or batches.bs == n_q
 
@@ -188,8 +204,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
         # Full batch: the training forward scores every query, so the check against the target is free
         # and exact at every step. Minibatch: check at evaluation steps on the whole set.
         if full_batch:
-            correct, ce = score_fn(tokens, targets)  # [E, B, P] each
-            loss_e = ce.mean(dim=(1, 2))
+            correct, ce, loss_e = score_fn(tokens, targets)  # [E, B, P], [E, B, P], [E]
             acc = correct.all(-1).float().mean(1).tolist()
             stopping = [m for m in range(e) if active[m] and acc[m] >= tc.target_accuracy]
             if is_eval or stopping:  # a member's stop step is always in its metrics
@@ -215,8 +230,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
             break
         if not full_batch:
             idx = batches.next()
-            _, ce = score_fn(_take(tokens, idx), _take(targets, idx))
-            loss_e = ce.mean(dim=(1, 2))
+            _, _, loss_e = score_fn(_take(tokens, idx), _take(targets, idx))
         finite = torch.isfinite(loss_e.detach()).cpu()
         for m in range(e):
             if active[m] and not finite[m]:
