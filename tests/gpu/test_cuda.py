@@ -49,3 +49,39 @@ def test_tf32_and_autocast_are_refused():
         assert score_construction(c64, device="cuda").accuracy == 1.0
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_readout_kernel_equals_the_plain_path_on_cuda(dtype):
+    triton_ce = pytest.importorskip("georecall.training.triton_ce")
+    if not triton_ce.AVAILABLE:
+        pytest.skip("the triton extra is not installed")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    e, r, d, v = 4, 3000, 32, 4104
+    x = torch.randn(e, r, d, device="cuda", generator=g).to(dtype).requires_grad_()
+    w = (torch.randn(e, d, v, device="cuda", generator=g) * 0.3).to(dtype).requires_grad_()
+    b = torch.randn(e, v, device="cuda", generator=g).to(dtype).requires_grad_()
+    t = torch.randint(0, v, (e, r), device="cuda", generator=g)
+    up = torch.rand(e, r, device="cuda", generator=g)
+    out = []
+    for fused in (False, True):
+        if fused:
+            loss, correct = triton_ce.triton_linear_cross_entropy(x, w, b, t, allow_tf32=False)
+        else:
+            logits = torch.baddbmm(b.float()[:, None], x.float(), w.float())
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), t.flatten(), reduction="none").view(e, r)
+            correct = logits.argmax(-1) == t
+        (loss * up).sum().backward()
+        out.append((loss.detach(), correct, x.grad.float(), w.grad.float(), b.grad.float()))
+        x.grad = w.grad = b.grad = None
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=3e-2, atol=3e-2)
+    assert (out[0][1] == out[1][1]).float().mean() > 0.999
+    for a, ref in zip(out[1][:1] + out[1][2:], out[0][:1] + out[0][2:], strict=True):
+        torch.testing.assert_close(a, ref, **tol)
+
+
+def test_training_with_the_fused_readout_on_cuda_reaches_full_accuracy():
+    cfg = RunConfig(task=TaskConfig(n_subjects=512, n_relations=4), model=ModelConfig(d_model=32),
+                    train=TrainConfig(device="cuda", fused_loss=True), seeds=(0, 1, 2, 3))
+    run = train(cfg)
+    assert all(a >= 0.99 for a in run.result.accuracy)

@@ -119,14 +119,25 @@ def _plain_scores(model: Transformer, positions: tuple[int, ...], body: Body):
 
 
 def _fused_scores(model: Transformer, positions: tuple[int, ...], body: Body):
-    """The same scores through :func:`mean_linear_cross_entropy`: the [E, B, P, V] logits never exist,
-    and the readout's gradients are computed in the forward pass."""
+    """The same scores through :func:`mean_linear_cross_entropy` (the readout's gradients computed in the
+    forward pass), or on CUDA with triton installed through the Triton kernels of
+    :mod:`georecall.training.triton_ce`: the [E, B, P, V] logits never exist."""
+
+    triton_ce = None
+    if model.W_U.device.type == "cuda":
+        from georecall.training import triton_ce  # imports triton (optional extra) only where it can run
+    use_triton = triton_ce is not None and triton_ce.AVAILABLE
 
     def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = model.ln_final(body(tokens, positions))  # [E, B, P, d]
         e, b, p, d = x.shape
-        mean, ce, correct = mean_linear_cross_entropy(x.reshape(e, b * p, d), model.W_U, model.unembed.b_U,
-                                                      targets.reshape(e, b * p))
+        args = (x.reshape(e, b * p, d), model.W_U, model.unembed.b_U, targets.reshape(e, b * p))
+        if use_triton:
+            ce, correct = triton_ce.triton_linear_cross_entropy(*args)
+            mean = ce.mean(1)
+            ce = ce.detach()
+        else:
+            mean, ce, correct = mean_linear_cross_entropy(*args)
         return correct.view(e, b, p), ce.view(e, b, p), mean
 
     return scores
