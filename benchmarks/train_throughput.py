@@ -9,6 +9,12 @@ E on two configs: launch-bound (N=1024, K=4, d=16) and logits-bound (N=4096, K=8
 model·steps/s, the ratio to the baseline measured in the same run, achieved TFLOP/s from a FLOP
 count of the model (forward + backward = 3 × forward matmul FLOPs; recomputation not counted), peak
 memory, and the accuracy both reach after the same number of steps (they must agree).
+
+On the CPU georecall's ``train`` keeps freed memory in the process while it trains
+(``georecall.training.cpu_heap``); the baseline runs with glibc's defaults, as a researcher's loop
+would, and once more under the same setting (``"heap": "retained"``), so the share of the ratio that
+is the allocator's and the share that is the ensemble's are both visible. ``--compile`` adds rows
+with ``train.compile`` on (compile time included, as a user pays it).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from torch import nn
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from georecall.tasks import make_queries, world_for
 from georecall.training import train
+from georecall.training.cpu_heap import retained_heap
 
 CONFIGS = {
     "launch-bound": dict(n_subjects=1024, n_relations=4, d_model=16),
@@ -99,13 +106,13 @@ def per_model_loop(cfg: dict, n_models: int, steps: int, dev: torch.device, lr: 
 
 
 def ensemble(cfg: dict, n_models: int, steps: int, dev: torch.device, lr: float,
-             fused: bool | None = None) -> tuple[float, list[float]]:
+             fused: bool | None = None, compile: bool = False) -> tuple[float, list[float]]:
     """Seconds for ``steps`` steps of one georecall ensemble of ``n_models``, and accuracies."""
     run_cfg = RunConfig(task=TaskConfig(n_subjects=cfg["n_subjects"], n_relations=cfg["n_relations"]),
                         model=ModelConfig(d_model=cfg["d_model"], d_mlp=4 * cfg["d_model"]),
                         train=TrainConfig(steps=steps, lr=lr, warmup_steps=0, schedule="constant",
                                           eval_every=10**9, target_accuracy=1.0, device=str(dev),
-                                          fused_loss=fused),
+                                          fused_loss=fused, compile=compile),
                         seeds=tuple(range(n_models)))
     _sync(dev)
     t0 = time.perf_counter()
@@ -119,6 +126,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--quick", action="store_true", help="E in {1, 32} on the launch-bound config only")
     ap.add_argument("--ensembles", default="1,8,32,128,512", help="comma-separated E values")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configs (--quick: launch-bound)")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per model")
     ap.add_argument("--baseline-models", type=int, default=4, help="models timed in the per-model loop")
     ap.add_argument("--check-steps", type=int, default=400,
@@ -126,34 +134,48 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--fused", choices=["auto", "on", "off"], default="auto",
                     help="the ensemble's loss path: chunked readout + cross-entropy, plain, or the default")
+    ap.add_argument("--compile", action="store_true", help="also time the ensembles with train.compile on")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dev = torch.device(args.device)
     fused = {"auto": None, "on": True, "off": False}[args.fused]
     sizes = [1, 32] if args.quick else [int(s) for s in args.ensembles.split(",")]
-    configs = ["launch-bound"] if args.quick else list(CONFIGS)
+    configs = ["launch-bound"] if args.quick else args.configs.split(",")
+    if unknown := set(configs) - set(CONFIGS):
+        ap.error(f"unknown config(s) {sorted(unknown)}; choose from {list(CONFIGS)}")
     rows = []
     for name in configs:
         cfg = CONFIGS[name]
         vocab = cfg["n_subjects"] + cfg["n_relations"]
         flops = model_flops(cfg["n_subjects"] * cfg["n_relations"], 2, cfg["d_model"], 4 * cfg["d_model"], vocab)
         ensemble(cfg, 1, 2, dev, args.lr)  # warm-up: allocator, kernels, thread pools
+        heap = "default" if dev.type == "cpu" else "n/a"
         secs, accs = per_model_loop(cfg, args.baseline_models, args.steps, dev, args.lr)
         base = args.baseline_models * args.steps / secs
-        rows.append({"config": name, "impl": "per-model", "E": 1, "model_steps_per_s": base, "ratio": 1.0,
-                     "tflops": base * flops / 1e12, "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
+        rows.append({"config": name, "impl": "per-model", "E": 1, "heap": heap, "model_steps_per_s": base,
+                     "ratio": 1.0, "tflops": base * flops / 1e12, "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
+        if dev.type == "cpu":
+            with retained_heap():
+                secs, accs = per_model_loop(cfg, args.baseline_models, args.steps, dev, args.lr)
+            rate = args.baseline_models * args.steps / secs
+            rows.append({"config": name, "impl": "per-model", "E": 1, "heap": "retained", "model_steps_per_s": rate,
+                         "ratio": rate / base, "tflops": rate * flops / 1e12, "peak_mem_gb": _peak_gb(dev),
+                         "accuracy": accs})
         for e in sizes:
-            try:
-                if dev.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(dev)
-                secs, accs = ensemble(cfg, e, args.steps, dev, args.lr, fused)
-            except torch.OutOfMemoryError:
-                rows.append({"config": name, "impl": "ensemble", "E": e, "error": "out of memory"})
-                continue
-            rate = e * args.steps / secs
-            rows.append({"config": name, "impl": "ensemble", "E": e, "fused_loss": args.fused,
-                         "model_steps_per_s": rate, "ratio": rate / base,
-                         "tflops": rate * flops / 1e12, "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
+            for compiled in (False, True) if args.compile else (False,):
+                try:
+                    if dev.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(dev)
+                    secs, accs = ensemble(cfg, e, args.steps, dev, args.lr, fused, compiled)
+                except torch.OutOfMemoryError:
+                    rows.append({"config": name, "impl": "ensemble", "E": e, "compile": compiled,
+                                 "error": "out of memory"})
+                    continue
+                rate = e * args.steps / secs
+                rows.append({"config": name, "impl": "ensemble", "E": e, "heap": "retained" if heap == "default"
+                             else heap, "fused_loss": args.fused, "compile": compiled,
+                             "model_steps_per_s": rate, "ratio": rate / base, "tflops": rate * flops / 1e12,
+                             "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
     check = None
     if args.check_steps:
         _, base_acc = per_model_loop(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr)
@@ -165,13 +187,15 @@ def main() -> None:
         return
     print(f"device {dev}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else
                              f" ({torch.get_num_threads()} threads)") + f", {args.steps} steps per model")
-    print(f"{'config':<14}{'impl':<11}{'E':>5}{'model·steps/s':>15}{'ratio':>8}{'TFLOP/s':>9}{'peak GB':>9}  accuracy")
+    print(f"{'config':<14}{'impl':<20}{'E':>5}{'model·steps/s':>15}{'ratio':>8}{'TFLOP/s':>9}{'peak GB':>9}  accuracy")
     for r in rows:
+        impl = r["impl"] + (" +heap" if r["impl"] == "per-model" and r.get("heap") == "retained" else "") \
+            + (" +compile" if r.get("compile") else "")
         if "error" in r:
-            print(f"{r['config']:<14}{r['impl']:<11}{r['E']:>5}  {r['error']}")
+            print(f"{r['config']:<14}{impl:<20}{r['E']:>5}  {r['error']}")
             continue
         acc = r["accuracy"]
-        print(f"{r['config']:<14}{r['impl']:<11}{r['E']:>5}{r['model_steps_per_s']:>15.1f}{r['ratio']:>8.2f}"
+        print(f"{r['config']:<14}{impl:<20}{r['E']:>5}{r['model_steps_per_s']:>15.1f}{r['ratio']:>8.2f}"
               f"{r['tflops']:>9.3f}{r['peak_mem_gb']:>9.2f}  mean {sum(acc) / len(acc):.3f}")
     if check:
         print(f"accuracy after {check['steps']} steps (launch-bound, 4 models): per-model loop "
