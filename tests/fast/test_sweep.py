@@ -16,7 +16,16 @@ from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from georecall.results import load_run
 from georecall.results.store import ResultStore
 from georecall.training import train
-from georecall.training.sweep import expand_grid, group_runs, run_sweep, shape_key, single_runs, split_run
+from georecall.training.sweep import (
+    cpu_members_cap,
+    expand_grid,
+    group_runs,
+    member_activation_bytes,
+    run_sweep,
+    shape_key,
+    single_runs,
+    split_run,
+)
 
 BASE = RunConfig(task=TaskConfig(n_subjects=16, n_relations=2), model=ModelConfig(d_model=8, d_mlp=32),
                  train=TrainConfig(steps=40, eval_every=10))
@@ -140,3 +149,15 @@ def test_a_run_done_by_another_sweep_is_not_trained_again(tmp_path):
     assert (report.skipped, report.trained) == (2, 0) and calls == []
     with ResultStore(tmp_path / "results.sqlite") as store:
         assert {r["experiment"] for r in store.rows()} == {"first"}  # rows not overwritten
+
+
+def test_cpu_ensembles_are_capped_by_activation_size():
+    small = RunConfig(task=TaskConfig(n_subjects=64, n_relations=4), model=ModelConfig(d_model=12, d_mlp=48))
+    big = RunConfig(task=TaskConfig(n_subjects=1024, n_relations=4), model=ModelConfig(d_model=16, d_mlp=64))
+    assert member_activation_bytes(big) == 4096 * 2 * 64 * 4
+    assert cpu_members_cap(big) == 8 and cpu_members_cap(small) >= 128  # the measured optima
+    runs = [dataclasses.replace(big, seeds=(s,)) for s in range(20)]
+    assert [len(g.seeds) for g in group_runs(runs, 64, cap=cpu_members_cap)] == [8, 8, 4]
+    assert [len(g.seeds) for g in group_runs(runs, 6, cap=cpu_members_cap)] == [6, 6, 6, 2]
+    minibatch = dataclasses.replace(big, train=dataclasses.replace(big.train, batch_size=512))
+    assert cpu_members_cap(minibatch) == 64

@@ -30,6 +30,7 @@ import torch
 from georecall.config import RunConfig, apply_overrides, config_hash, run_config_from_dict
 from georecall.results import TrainResult, TrainRun, is_complete, save_run
 from georecall.results.store import ResultStore
+from georecall.tasks import context_length, resolve_query_count
 from georecall.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -90,15 +91,42 @@ def shape_key(run: RunConfig) -> str:
                                            train=dataclasses.replace(run.train, lr=1.0)))
 
 
-def group_runs(runs: Sequence[RunConfig], max_members: int) -> list[RunConfig]:
-    """Pack one-model runs into ensemble configs of one shape, at most ``max_members`` each, in order."""
+#: Activations of one CPU ensemble step, in bytes: measured on 2 cores, throughput per model peaks
+#: when E members' widest activation fills about this much (N=1024, K=4, d=16: E=8 of 4, 8, 16, 32;
+#: N=128, K=4, d=16: E=64 of 8, 32, 64; N=64, K=4, d=12: E=128 of 8, 32, 64, 128), and falls beyond
+#: it as the activations leave the cache (benchmarks/RESULTS.md). GPUs want the largest E that fits.
+CPU_ENSEMBLE_BYTES = 16 * 2**20
+
+
+def member_activation_bytes(run: RunConfig) -> int:
+    """Bytes of one member's widest activation in a training step: queries × positions × widest layer."""
+    m = run.model
+    width = max(m.d_model, 0 if m.attn_only else m.d_mlp, m.d_mlp2 or 0)
+    n_queries = resolve_query_count(run.task)
+    if run.train.batch_size is not None:
+        n_queries = min(n_queries, run.train.batch_size)
+    return n_queries * context_length(run.task) * width * 4
+
+
+def cpu_members_cap(run: RunConfig) -> int:
+    """The largest ensemble of this shape worth training at once on a CPU (:data:`CPU_ENSEMBLE_BYTES`)."""
+    return max(1, CPU_ENSEMBLE_BYTES // member_activation_bytes(run))
+
+
+def group_runs(runs: Sequence[RunConfig], max_members: int, *,
+               cap: Callable[[RunConfig], int] | None = None) -> list[RunConfig]:
+    """Pack one-model runs into ensemble configs of one shape, at most ``max_members`` each, in order.
+
+    ``cap(run)``, where given, lowers the limit per shape (e.g. :func:`cpu_members_cap`).
+    """
     groups: dict[str, list[RunConfig]] = {}
     for r in runs:
         groups.setdefault(shape_key(r), []).append(r)
     out = []
     for members in groups.values():
-        for i in range(0, len(members), max_members):
-            chunk = members[i:i + max_members]
+        size = max_members if cap is None else max(1, min(max_members, cap(members[0])))
+        for i in range(0, len(members), size):
+            chunk = members[i:i + size]
             lrs = tuple(r.train.lr for r in chunk)
             out.append(dataclasses.replace(chunk[0], seeds=tuple(r.seeds[0] for r in chunk),
                                            lrs=None if len(set(lrs)) == 1 else lrs))
@@ -133,7 +161,8 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
     """Train every run not already done, as ensembles; write run directories and store rows.
 
     ``device`` overrides ``train.device`` (not part of a run's identity); ``progress(done, total)``
-    is called after every finished or failed run, skipped runs included.
+    is called after every finished or failed run, skipped runs included. Ensembles hold at most
+    ``max_members`` runs, and on the CPU at most :func:`cpu_members_cap` (the size that trains fastest).
     """
     if not experiment or "/" in experiment or experiment.startswith("."):
         raise ValueError(f"experiment must be a plain name, got {experiment!r}")
@@ -166,7 +195,11 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
                 todo.append(r)
         if progress is not None:
             progress(counts["skipped"], total)
-        for group in group_runs(todo, max_members):
+        def cap(r: RunConfig) -> int:
+            on_cpu = r.train.device == "cpu" or (r.train.device == "auto" and not torch.cuda.is_available())
+            return cpu_members_cap(r) if on_cpu else max_members
+
+        for group in group_runs(todo, max_members, cap=cap):
             members = single_runs(group)
             try:
                 pieces = split_run(trainer(group))
