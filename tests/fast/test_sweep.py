@@ -121,8 +121,11 @@ def test_interrupted_sweep_resumes_without_redoing_or_losing_runs(tmp_path, sig)
     done_before: dict[str, str] = {}
     while time.time() < deadline and proc.poll() is None:
         if db.exists():
-            with sqlite3.connect(db) as con:
-                done_before = dict(con.execute("SELECT hash, finished FROM runs WHERE status='done'").fetchall())
+            try:
+                with sqlite3.connect(db) as con:
+                    done_before = dict(con.execute("SELECT hash, finished FROM runs WHERE status='done'").fetchall())
+            except sqlite3.OperationalError:  # the file exists a moment before its table does
+                done_before = {}
             if len(done_before) >= 2:
                 break
         time.sleep(0.05)
