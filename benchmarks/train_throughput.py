@@ -106,13 +106,14 @@ def per_model_loop(cfg: dict, n_models: int, steps: int, dev: torch.device, lr: 
 
 
 def ensemble(cfg: dict, n_models: int, steps: int, dev: torch.device, lr: float,
-             fused: bool | None = None, compile: bool = False) -> tuple[float, list[float]]:
+             fused: bool | None = None, compile: bool = False,
+             readout_dtype: str = "float32") -> tuple[float, list[float]]:
     """Seconds for ``steps`` steps of one georecall ensemble of ``n_models``, and accuracies."""
     run_cfg = RunConfig(task=TaskConfig(n_subjects=cfg["n_subjects"], n_relations=cfg["n_relations"]),
                         model=ModelConfig(d_model=cfg["d_model"], d_mlp=4 * cfg["d_model"]),
                         train=TrainConfig(steps=steps, lr=lr, warmup_steps=0, schedule="constant",
                                           eval_every=10**9, target_accuracy=1.0, device=str(dev),
-                                          fused_loss=fused, compile=compile),
+                                          fused_loss=fused, compile=compile, readout_dtype=readout_dtype),
                         seeds=tuple(range(n_models)))
     _sync(dev)
     t0 = time.perf_counter()
@@ -135,6 +136,8 @@ def main() -> None:
     ap.add_argument("--fused", choices=["auto", "on", "off"], default="auto",
                     help="the ensemble's loss path: chunked readout + cross-entropy, plain, or the default")
     ap.add_argument("--compile", action="store_true", help="also time the ensembles with train.compile on")
+    ap.add_argument("--readout-dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="the ensembles' train.readout_dtype (bfloat16 implies the fused loss path)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dev = torch.device(args.device)
@@ -166,7 +169,7 @@ def main() -> None:
                 try:
                     if dev.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(dev)
-                    secs, accs = ensemble(cfg, e, args.steps, dev, args.lr, fused, compiled)
+                    secs, accs = ensemble(cfg, e, args.steps, dev, args.lr, fused, compiled, args.readout_dtype)
                 except torch.OutOfMemoryError:
                     rows.append({"config": name, "impl": "ensemble", "E": e, "compile": compiled,
                                  "error": "out of memory"})
@@ -174,12 +177,14 @@ def main() -> None:
                 rate = e * args.steps / secs
                 rows.append({"config": name, "impl": "ensemble", "E": e, "heap": "retained" if heap == "default"
                              else heap, "fused_loss": args.fused, "compile": compiled,
+                             "readout_dtype": args.readout_dtype,
                              "model_steps_per_s": rate, "ratio": rate / base, "tflops": rate * flops / 1e12,
                              "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
     check = None
     if args.check_steps:
         _, base_acc = per_model_loop(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr)
-        _, ens_acc = ensemble(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr, fused)
+        _, ens_acc = ensemble(CONFIGS["launch-bound"], 4, args.check_steps, dev, args.lr, fused,
+                              readout_dtype=args.readout_dtype)
         check = {"steps": args.check_steps, "per_model": base_acc, "ensemble": ens_acc}
         rows[0]["accuracy_check"] = check  # the launch-bound per-model row carries the same-steps check
     if args.json:

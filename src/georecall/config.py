@@ -18,6 +18,7 @@ from typing import Any, Literal, Union
 CotFormat = Literal["none", "interleaved", "question_first"]
 AttributeKind = Literal["shared", "disjoint"]
 Schedule = Literal["cosine", "constant"]
+ReadoutDtype = Literal["float32", "bfloat16"]
 
 #: Default cap on the number of queries materialised at once (tokens + targets stay well under 1 GB).
 DEFAULT_MAX_QUERIES = 1 << 21
@@ -145,6 +146,7 @@ class TrainConfig:
     eval_chunk: int = 1 << 15  # queries per evaluation chunk (bounds memory)
     fused_loss: bool | None = None  # chunked readout + cross-entropy; None = where measured to pay
     compile: bool = False  # torch.compile the model body (pays only for long runs: benchmarks/RESULTS.md)
+    readout_dtype: ReadoutDtype = "float32"  # bfloat16: readout matmuls in bf16, float32 softmax and sums
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, f"steps must be >= 0, got {self.steps}")
@@ -161,6 +163,10 @@ class TrainConfig:
         _check(0 < self.target_accuracy <= 1, f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
         _check(self.eval_chunk >= 1, f"eval_chunk must be >= 1, got {self.eval_chunk}")
         resolve_device_name(self.device)  # raises on a malformed name; availability is checked at run time
+        _check(self.readout_dtype in typing.get_args(ReadoutDtype),
+               f"readout_dtype must be one of {typing.get_args(ReadoutDtype)}, got {self.readout_dtype!r}")
+        _check(not (self.readout_dtype == "bfloat16" and self.fused_loss is False),
+               "readout_dtype='bfloat16' runs in the fused readout; it needs fused_loss true or unset")
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,9 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 #: Fields that say where and how a run executes, not what it computes: left out of its identity.
 _NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss", "compile")}
+#: Fields added after results were stored: part of a run's identity, but left out at their default so
+#: that the hashes of earlier runs (and the stores keyed by them) stay valid.
+_OMITTED_AT_DEFAULT = {"train": {"readout_dtype": "float32"}}
 
 
 def config_hash(cfg: Any) -> str:
@@ -249,11 +258,17 @@ def config_hash(cfg: Any) -> str:
 
     ``train.device``, ``train.eval_chunk``, ``train.fused_loss`` and ``train.compile`` are left out:
     the same run on another device, or through other kernels for the same loss, is the same run.
+    ``train.readout_dtype`` counts (a bf16 readout may train a different model) except at its default,
+    so hashes from before it existed still hold.
     """
     data = to_dict(cfg)
     for section, names in _NOT_IDENTITY.items():
         for name in names:
             data.get(section, {}).pop(name, None)
+    for section, defaults in _OMITTED_AT_DEFAULT.items():
+        for name, default in defaults.items():
+            if data.get(section, {}).get(name) == default:
+                del data[section][name]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -71,3 +71,14 @@ def test_unknown_keys_in_stored_config_are_rejected():
     data["model"]["bogus"] = 1
     with pytest.raises(ValueError, match="unknown key"):
         run_config_from_dict(data)
+
+
+def test_hashes_of_runs_stored_before_new_fields_still_hold():
+    # Computed at commit b521f71, before train.compile and train.readout_dtype existed: stores keyed by
+    # these hashes must still recognise their finished runs.
+    assert RunConfig().config_hash() == "d6efeb50bf32820ae9a2d81b256388cb2223092edf8052d1a73e011825850fd5"
+    cfg = RunConfig(task=TaskConfig(n_subjects=64, n_relations=3, n_hops=2), model=ModelConfig(d_model=16, n_layers=2),
+                    train=TrainConfig(steps=10, lr=3e-3, compile=True), seeds=(4,))
+    assert cfg.config_hash() == "765eca2b4b14f021cea0b9ff90e8eaf8796ef2c0f492cb12d497a221e8c3e9f5"
+    bf16 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, readout_dtype="bfloat16"))
+    assert bf16.config_hash() != cfg.config_hash()

@@ -124,3 +124,14 @@ def test_fused_and_plain_loss_paths_train_the_same_models(batch_size):
     for (k, a), b in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
     assert runs[0].result.accuracy == runs[1].result.accuracy
+
+
+def test_bf16_readout_trains_to_full_accuracy_and_is_part_of_the_identity():
+    cfg = RunConfig(task=TaskConfig(n_subjects=64, n_relations=3), model=ModelConfig(d_model=16),
+                    train=TrainConfig(steps=600, lr=1e-2, device="cpu", readout_dtype="bfloat16"), seeds=(0, 1))
+    run = train(cfg)
+    assert all(a == 1.0 for a in run.result.accuracy)  # final evaluation in float32
+    plain = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, readout_dtype="float32"))
+    assert plain.config_hash() != cfg.config_hash()
+    with pytest.raises(ValueError, match="fused_loss"):
+        TrainConfig(readout_dtype="bfloat16", fused_loss=False)

@@ -109,15 +109,16 @@ def _chunk_scores(logits: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, 
 class _MeanLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, targets: torch.Tensor, rows: int,
-                with_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                with_grad: bool, matmul_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # x [E, R, d], w [E, d, V], b [E, V], targets [E, R] -> mean [E], loss [E, R], correct [E, R]
         e, r, d = x.shape
         acc = torch.promote_types(x.dtype, torch.float32)
+        mm = matmul_dtype or acc  # the matmuls' operands; their sums, the softmax and the buffers stay in acc
         need_x, need_w, need_b = (with_grad and n for n in ctx.needs_input_grad[:3])
         # The bias rides in the matmul as a last input column of ones: no broadcast copy per chunk,
         # and the readout's gradient row d is the bias gradient.
-        xa = torch.cat([x.to(acc), x.new_ones(e, r, 1, dtype=acc)], -1)  # [E, R, d+1]
-        wa = torch.cat([w.to(acc), b.to(acc)[:, None]], 1)  # [E, d+1, V]
+        xa = torch.cat([x.to(mm), x.new_ones(e, r, 1, dtype=mm)], -1)  # [E, R, d+1]
+        wa = torch.cat([w.to(mm), b.to(mm)[:, None]], 1)  # [E, d+1, V]
         loss = torch.empty(e, r, dtype=acc, device=x.device)
         correct = torch.empty(e, r, dtype=torch.bool, device=x.device)
         gx = torch.empty(e, r, d, dtype=acc, device=x.device) if need_x else None
@@ -125,14 +126,18 @@ class _MeanLinearCrossEntropy(torch.autograd.Function):
         wat = wa[:, :d].transpose(1, 2)
         for s in range(0, r, rows):
             xs, t = xa[:, s:s + rows], targets[:, s:s + rows, None]
-            p, loss[:, s:s + rows], correct[:, s:s + rows] = _chunk_scores(torch.bmm(xs, wa), t)
+            p, loss[:, s:s + rows], correct[:, s:s + rows] = _chunk_scores(torch.bmm(xs, wa).to(acc), t)
             if not (need_x or need_w or need_b):
                 continue
             p.scatter_add_(-1, t, torch.full(t.shape, -1.0, dtype=p.dtype, device=p.device))  # softmax - onehot
+            pm = p.to(mm)
             if need_x:
-                gx[:, s:s + rows] = torch.bmm(p, wat)
+                gx[:, s:s + rows] = torch.bmm(pm, wat)
             if gwa is not None:
-                gwa.baddbmm_(xs.transpose(1, 2), p)
+                if mm == acc:
+                    gwa.baddbmm_(xs.transpose(1, 2), pm)
+                else:  # each chunk's product rounds to mm once; the sum over chunks is in acc
+                    gwa.add_(torch.bmm(xs.transpose(1, 2), pm))
         gw, gb = (gwa[:, :d], gwa[:, d]) if gwa is not None else (None, None)
         ctx.save_for_backward(*(g if g is not None else torch.empty(0) for g in (gx, gw, gb)))
         ctx.meta = (r, x.dtype, w.dtype, b.dtype, need_x, need_w, need_b)
@@ -146,20 +151,23 @@ class _MeanLinearCrossEntropy(torch.autograd.Function):
         scale = g_mean / r  # [E]: d mean / d row loss, per member
         return (gx.mul_(scale[:, None, None]).to(x_dtype) if need_x else None,
                 gw.mul_(scale[:, None, None]).to(w_dtype) if need_w else None,
-                gb.mul_(scale[:, None]).to(b_dtype) if need_b else None, None, None, None)
+                gb.mul_(scale[:, None]).to(b_dtype) if need_b else None, None, None, None, None)
 
 
 def mean_linear_cross_entropy(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, targets: torch.Tensor, *,
-                              chunk_logits: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                              chunk_logits: int | None = None, matmul_dtype: torch.dtype | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each member's mean cross-entropy of the readout ``x @ w + b``, with gradients computed in the forward.
 
     Returns ``mean`` [E] (differentiable in x, w, b), ``loss`` [E, R] (per query, no gradient) and
     ``correct`` [E, R] (bool). Same shapes and chunking as :func:`linear_cross_entropy`. The gradient
     buffers (the size of x, w and b) are filled while gradients are enabled; ``mean.backward`` may be
-    called once.
+    called once. ``matmul_dtype=torch.bfloat16`` runs the three matmuls on bf16 operands (each product
+    summed in float32 by the matmul, its result rounded to bf16 once; 2-4x faster on CPUs with
+    AVX-512 BF16); the softmax, the loss and the gradient buffers stay in float32.
     """
     rows = _rows_per_chunk(x.shape[0], w.shape[-1], x.device, chunk_logits)
-    return _MeanLinearCrossEntropy.apply(x, w, b, targets, rows, torch.is_grad_enabled())
+    return _MeanLinearCrossEntropy.apply(x, w, b, targets, rows, torch.is_grad_enabled(), matmul_dtype)
 
 
 def linear_cross_entropy(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, targets: torch.Tensor, *,

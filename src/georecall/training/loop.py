@@ -93,7 +93,10 @@ def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 def _use_fused(tc: TrainConfig, device: torch.device) -> bool:
-    """Whether training uses the chunked readout + cross-entropy (``train.fused_loss``; None = where it pays)."""
+    """Whether training uses the chunked readout + cross-entropy (``train.fused_loss``; None = where it pays,
+    and always for a bf16 readout)."""
+    if tc.readout_dtype == "bfloat16":
+        return True
     if tc.fused_loss is not None:
         return tc.fused_loss
     return FUSED_BY_DEFAULT[device.type] if device.type in FUSED_BY_DEFAULT else False
@@ -118,10 +121,11 @@ def _plain_scores(model: Transformer, positions: tuple[int, ...], body: Body):
     return scores
 
 
-def _fused_scores(model: Transformer, positions: tuple[int, ...], body: Body):
+def _fused_scores(model: Transformer, positions: tuple[int, ...], body: Body, matmul_dtype: torch.dtype | None):
     """The same scores through :func:`mean_linear_cross_entropy` (the readout's gradients computed in the
     forward pass), or on CUDA with triton installed through the Triton kernels of
-    :mod:`georecall.training.triton_ce`: the [E, B, P, V] logits never exist."""
+    :mod:`georecall.training.triton_ce`: the [E, B, P, V] logits never exist. ``matmul_dtype``
+    (bf16 or None) is the readout matmuls' operand type."""
 
     triton_ce = None
     if model.W_U.device.type == "cuda":
@@ -133,11 +137,13 @@ def _fused_scores(model: Transformer, positions: tuple[int, ...], body: Body):
         e, b, p, d = x.shape
         args = (x.reshape(e, b * p, d), model.W_U, model.unembed.b_U, targets.reshape(e, b * p))
         if use_triton:
+            if matmul_dtype is not None:
+                args = tuple(a.to(matmul_dtype) for a in args[:3]) + args[3:]
             ce, correct = triton_ce.triton_linear_cross_entropy(*args)
             mean = ce.mean(1)
             ce = ce.detach()
         else:
-            mean, ce, correct = mean_linear_cross_entropy(*args)
+            mean, ce, correct = mean_linear_cross_entropy(*args, matmul_dtype=matmul_dtype)
         return correct.view(e, b, p), ce.view(e, b, p), mean
 
     return scores
@@ -187,7 +193,12 @@ def _train(config: RunConfig, device: torch.device, progress: Callable[[Progress
     if config.lrs is not None and any(lr != tc.lr for lr in config.lrs):
         lr_scale = torch.tensor([lr / tc.lr for lr in config.lrs], device=device)
     body: Body = torch.compile(model.residual, dynamic=False) if tc.compile else model.residual
-    score_fn = (_fused_scores if _use_fused(tc, device) else _plain_scores)(model, data.positions, body)
+    if _use_fused(tc, device):
+        mm = torch.bfloat16 if tc.readout_dtype == "bfloat16" else None
+        score_fn = _fused_scores(model, data.positions, body, mm)
+    else:
+        score_fn = _plain_scores(model, data.positions, body)
+    approximate_scores = tc.readout_dtype != "float32"  # the training forward's scores are not exact
     batches = _Batches(n_q, tc.batch_size, seeds, device) if tc.batch_size is not None else None
     full_batch = batches is None or batches.bs == n_q
 
@@ -213,15 +224,24 @@ def _train(config: RunConfig, device: torch.device, progress: Callable[[Progress
     for step in range(tc.steps + 1):
         is_eval = step % tc.eval_every == 0 or step == tc.steps
         # Full batch: the training forward scores every query, so the check against the target is free
-        # and exact at every step. Minibatch: check at evaluation steps on the whole set.
+        # and exact at every step (with a bf16 readout, a float32 evaluation confirms it). Minibatch:
+        # check at evaluation steps on the whole set.
         if full_batch:
             correct, ce, loss_e = score_fn(tokens, targets)  # [E, B, P], [E, B, P], [E]
             acc = correct.all(-1).float().mean(1).tolist()
             stopping = [m for m in range(e) if active[m] and acc[m] >= tc.target_accuracy]
             if is_eval or stopping:  # a member's stop step is always in its metrics
-                tally = ScoreTally(e, len(data.positions), n_rel, device)
-                tally.add(correct.detach(), ce.detach(), relations)
-                record(step, tally.result(), [m for m in range(e) if active[m]] if is_eval else stopping)
+                if approximate_scores:  # bf16 logits can round a near tie either way: score in float32
+                    model.eval()
+                    ev = evaluate(model, data, n_rel, chunk=tc.eval_chunk)
+                    model.train()
+                    acc = ev.accuracy
+                    stopping = [m for m in range(e) if active[m] and acc[m] >= tc.target_accuracy]
+                else:
+                    tally = ScoreTally(e, len(data.positions), n_rel, device)
+                    tally.add(correct.detach(), ce.detach(), relations)
+                    ev = tally.result()
+                record(step, ev, [m for m in range(e) if active[m]] if is_eval else stopping)
             if is_eval:
                 last_acc = acc
         else:
