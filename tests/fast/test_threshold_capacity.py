@@ -184,7 +184,8 @@ def test_runs_cover_the_grid_one_seed_each_and_seeds_share_an_ensemble():
     by_cond = Counter(threshold.condition_of(r.model.layernorm, r.model.frozen_unembedding) for r in rs)
     assert set(by_cond) == set(cfg.conditions)
     for cond, count in by_cond.items():
-        assert count == sum(len(d_grid(cfg, n, k, cond)) for n in cfg.n_subjects for k in cfg.n_relations) * 2
+        cells = sum(len(d_grid(cfg, n, k, cond)) for n in cfg.n_subjects for k in cfg.n_relations)
+        assert count == cells * len(cfg.seeds)
     a, b = rs[0], rs[1]
     assert a.seeds != b.seeds and shape_key(a) == shape_key(b)
 
