@@ -15,8 +15,8 @@ Training needs less: each member's *mean* loss, whose gradient in a row is the m
 gradient over R, the same for every row. :func:`mean_linear_cross_entropy` therefore computes the
 gradients in the forward pass, while each chunk's logits are in cache, and the backward only scales
 them by the upstream gradient (one matmul and one softmax fewer than the general function; the idea
-of Liger-Kernel's fused linear cross-entropy). Per chunk it takes three matmuls (the bias rides along as a column
-of ones), one fused softmax and one vectorised max (see :func:`_chunk_scores`).
+of Liger-Kernel's fused linear cross-entropy). Per chunk it takes three matmuls (the bias rides
+along as a column of ones), one fused softmax and one vectorised max (see :func:`_chunk_scores`).
 """
 
 from __future__ import annotations
@@ -163,8 +163,9 @@ def mean_linear_cross_entropy(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
     ``correct`` [E, R] (bool). Same shapes and chunking as :func:`linear_cross_entropy`. The gradient
     buffers (the size of x, w and b) are filled while gradients are enabled; ``mean.backward`` may be
     called once. ``matmul_dtype=torch.bfloat16`` runs the three matmuls on bf16 operands (each product
-    summed in float32 by the matmul, its result rounded to bf16 once; 2-4x faster on CPUs with
-    AVX-512 BF16); the softmax, the loss and the gradient buffers stay in float32.
+    summed in float32 by the matmul, its result rounded to bf16 once); the softmax, the loss and the
+    gradient buffers stay in float32. On a CPU the matmuls alone run 2-4x faster in bf16, but the
+    conversions cost more than that saves (benchmarks/RESULTS.md).
     """
     rows = _rows_per_chunk(x.shape[0], w.shape[-1], x.device, chunk_logits)
     return _MeanLinearCrossEntropy.apply(x, w, b, targets, rows, torch.is_grad_enabled(), matmul_dtype)
