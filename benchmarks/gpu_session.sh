@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One prepared device check (~8 minutes on one H100/H200), for a session lent a GPU: the CUDA test
-# tier (Triton kernels included), then train_throughput.py on both configs with the plain, chunked
-# torch and Triton loss paths. Results land in $OUT (JSON) for benchmarks/RESULTS.md.
+# One prepared device check (~9 minutes on one H100/H200), for a session lent a GPU: the CUDA test
+# tier (Triton kernels included), then train_throughput.py with the fused readout in float32 and
+# bf16 and with torch.compile. Results land in $OUT (JSON) for benchmarks/RESULTS.md.
 #
 # The device machine has a CUDA torch but no network: carry wheels of georecall's other
 # dependencies in .whl/ (pip download click tqdm safetensors pytest pluggy iniconfig packaging pygments
@@ -19,9 +19,10 @@ except ImportError:
     print("triton missing: the Triton path falls back to the chunked torch path")
 PY
 timeout 150 python -m pytest -q -m gpu tests/gpu 2>&1 | tail -15 | tee "$OUT/gpu_tests.txt"
-# fused off = plain logits; on = Triton when importable (else chunked torch)
-for fused in off on; do
-  timeout 150 python benchmarks/train_throughput.py --device cuda --fused $fused --ensembles 1,32,512 \
-      --steps 20 --baseline-models 2 --check-steps 0 --json > "$OUT/throughput_fused_$fused.json"
-  echo "fused=$fused rc=$?"
-done
+# fused on: Triton kernels when triton imports (else the chunked torch path); float32 then bf16
+# operands (tensor cores), then the launch-bound config with torch.compile.
+run() { name=$1; shift; timeout 140 python benchmarks/train_throughput.py --device cuda --steps 20 \
+          --baseline-models 2 --check-steps 0 --json "$@" > "$OUT/$name.json"; echo "$name rc=$?"; }
+run fused_fp32 --fused on --ensembles 1,32,512
+run fused_bf16 --fused on --readout-dtype bfloat16 --ensembles 32,512
+run compiled --configs launch-bound --fused on --compile --ensembles 32,512
