@@ -177,7 +177,8 @@ def _sweep_progress(enabled: bool, desc: str):  # -> (callback, close)
               help="Sweep folder: results.sqlite and one run directory per run "
               "(default: $GEORECALL_OUT/sweeps, else ./runs/sweeps).")
 @click.option("--device", help="Override train.device for every run (not part of a run's identity).")
-@click.option("--max-members", type=int, default=64, show_default=True, help="Largest ensemble trained at once.")
+@click.option("--max-members", type=int, default=64, show_default=True,
+              help="Largest ensemble trained at once (on the CPU also at most what keeps ~16 MB of activations).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also export this sweep's rows as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -237,7 +238,8 @@ def _default_out() -> str:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: $GEORECALL_OUT, else ./runs); re-running resumes.")
 @click.option("--device", help="Override train.device for every run: auto, cpu, cuda or cuda:N.")
-@click.option("--max-members", type=int, default=64, show_default=True, help="Largest ensemble trained at once.")
+@click.option("--max-members", type=int, default=64, show_default=True,
+              help="Largest ensemble trained at once (on the CPU also at most what keeps ~16 MB of activations).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, max_members: int, as_json: bool,

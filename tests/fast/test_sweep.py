@@ -164,3 +164,17 @@ def test_cpu_ensembles_are_capped_by_activation_size():
     assert [len(g.seeds) for g in group_runs(runs, 6, cap=cpu_members_cap)] == [6, 6, 6, 2]
     minibatch = dataclasses.replace(big, train=dataclasses.replace(big.train, batch_size=512))
     assert cpu_members_cap(minibatch) == 64
+
+
+def test_run_sweep_applies_the_cpu_cap(tmp_path):
+    big = RunConfig(task=TaskConfig(n_subjects=1024, n_relations=4), model=ModelConfig(d_model=16, d_mlp=64),
+                    train=TrainConfig(steps=0, device="cpu"))
+    runs = [dataclasses.replace(big, seeds=(s,)) for s in range(10)]
+    sizes = []
+
+    def trainer(cfg):
+        sizes.append(len(cfg.seeds))
+        return train(cfg)
+
+    report = run_sweep(runs, tmp_path, experiment="cap", max_members=64, trainer=trainer)
+    assert sizes == [8, 2] and report.trained == 10
