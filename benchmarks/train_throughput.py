@@ -10,11 +10,9 @@ model·steps/s, the ratio to the baseline measured in the same run, achieved TFL
 count of the model (forward + backward = 3 × forward matmul FLOPs; recomputation not counted), peak
 memory, and the accuracy both reach after the same number of steps (they must agree).
 
-On the CPU georecall's ``train`` keeps freed memory in the process while it trains
-(``georecall.training.cpu_heap``); the baseline runs with glibc's defaults, as a researcher's loop
-would, and once more under the same setting (``"heap": "retained"``), so the share of the ratio that
-is the allocator's and the share that is the ensemble's are both visible. ``--compile`` adds rows
-with ``train.compile`` on (compile time included, as a user pays it).
+``--compile`` adds rows with ``train.compile`` on (compile time included, as a user pays it).
+Nothing here changes allocator settings: a ``mallopt`` call, even one undone later, turns off glibc's
+dynamic mmap threshold for the rest of the process and would slow the baseline measured after it.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from torch import nn
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from georecall.tasks import make_queries, world_for
 from georecall.training import train
-from georecall.training.cpu_heap import retained_heap
 
 CONFIGS = {
     "launch-bound": dict(n_subjects=1024, n_relations=4, d_model=16),
@@ -152,18 +149,10 @@ def main() -> None:
         vocab = cfg["n_subjects"] + cfg["n_relations"]
         flops = model_flops(cfg["n_subjects"] * cfg["n_relations"], 2, cfg["d_model"], 4 * cfg["d_model"], vocab)
         ensemble(cfg, 1, 2, dev, args.lr)  # warm-up: allocator, kernels, thread pools
-        heap = "default" if dev.type == "cpu" else "n/a"
         secs, accs = per_model_loop(cfg, args.baseline_models, args.steps, dev, args.lr)
         base = args.baseline_models * args.steps / secs
-        rows.append({"config": name, "impl": "per-model", "E": 1, "heap": heap, "model_steps_per_s": base,
-                     "ratio": 1.0, "tflops": base * flops / 1e12, "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
-        if dev.type == "cpu":
-            with retained_heap():
-                secs, accs = per_model_loop(cfg, args.baseline_models, args.steps, dev, args.lr)
-            rate = args.baseline_models * args.steps / secs
-            rows.append({"config": name, "impl": "per-model", "E": 1, "heap": "retained", "model_steps_per_s": rate,
-                         "ratio": rate / base, "tflops": rate * flops / 1e12, "peak_mem_gb": _peak_gb(dev),
-                         "accuracy": accs})
+        rows.append({"config": name, "impl": "per-model", "E": 1, "model_steps_per_s": base, "ratio": 1.0,
+                     "tflops": base * flops / 1e12, "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
         for e in sizes:
             for compiled in (False, True) if args.compile else (False,):
                 try:
@@ -175,8 +164,7 @@ def main() -> None:
                                  "error": "out of memory"})
                     continue
                 rate = e * args.steps / secs
-                rows.append({"config": name, "impl": "ensemble", "E": e, "heap": "retained" if heap == "default"
-                             else heap, "fused_loss": args.fused, "compile": compiled,
+                rows.append({"config": name, "impl": "ensemble", "E": e, "fused_loss": args.fused, "compile": compiled,
                              "readout_dtype": args.readout_dtype,
                              "model_steps_per_s": rate, "ratio": rate / base, "tflops": rate * flops / 1e12,
                              "peak_mem_gb": _peak_gb(dev), "accuracy": accs})
@@ -194,8 +182,7 @@ def main() -> None:
                              f" ({torch.get_num_threads()} threads)") + f", {args.steps} steps per model")
     print(f"{'config':<14}{'impl':<20}{'E':>5}{'model·steps/s':>15}{'ratio':>8}{'TFLOP/s':>9}{'peak GB':>9}  accuracy")
     for r in rows:
-        impl = r["impl"] + (" +heap" if r["impl"] == "per-model" and r.get("heap") == "retained" else "") \
-            + (" +compile" if r.get("compile") else "")
+        impl = r["impl"] + (" +compile" if r.get("compile") else "")
         if "error" in r:
             print(f"{r['config']:<14}{impl:<20}{r['E']:>5}  {r['error']}")
             continue

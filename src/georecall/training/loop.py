@@ -21,7 +21,6 @@ from georecall.config import RunConfig, TrainConfig, resolve_device_name
 from georecall.model import Transformer, param_counts
 from georecall.results import TrainResult, TrainRun, run_meta
 from georecall.tasks import QuerySet, context_length, make_queries, stack_queries, world_for
-from georecall.training.cpu_heap import retained_heap
 from georecall.training.evaluate import EvalResult, ScoreTally, answer_scores, evaluate
 from georecall.training.fused_ce import mean_linear_cross_entropy
 
@@ -161,17 +160,10 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
 
     ``model`` may hand in an already built ensemble (e.g. with frozen parts set by hand); by default it
     is built from the config. Nothing is written to disk: see :func:`georecall.results.save_run`.
-    On the CPU freed memory stays with the process while it trains (:func:`retained_heap`).
     """
-    device = resolve_device(config.train.device)
-    with retained_heap(device.type == "cpu"):
-        return _train(config, device, progress, model)
-
-
-def _train(config: RunConfig, device: torch.device, progress: Callable[[Progress], None] | None,
-           model: Transformer | None) -> TrainRun:
     t0 = time.perf_counter()
     tc, seeds = config.train, config.seeds
+    device = resolve_device(tc.device)
     worlds = [world_for(config.task, s) for s in seeds]
     data: QuerySet = stack_queries([make_queries(w, config.task, seed=s) for w, s in zip(worlds, seeds, strict=True)])
     if data.sampled:

@@ -92,9 +92,9 @@ def shape_key(run: RunConfig) -> str:
 
 
 #: Activations of one CPU ensemble step, in bytes: measured on 2 cores, throughput per model peaks
-#: when E members' widest activation fills about this much (N=1024, K=4, d=16: E=8 of 4, 8, 16, 32;
-#: N=128, K=4, d=16: E=64 of 8, 32, 64; N=64, K=4, d=12: E=128 of 8, 32, 64, 128), and falls beyond
-#: it as the activations leave the cache (benchmarks/RESULTS.md). GPUs want the largest E that fits.
+#: when E members' widest activation fills about this much (N=1024, K=4, d=16: E=8-16 of 4-128;
+#: N=128, K=4, d=16: E=32-64 of 8, 32, 64; N=64, K=4, d=12: E=128 of 8-128), and falls beyond it as
+#: the activations leave the cache (benchmarks/RESULTS.md). GPUs want the largest E that fits.
 CPU_ENSEMBLE_BYTES = 16 * 2**20
 
 
