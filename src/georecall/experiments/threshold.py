@@ -33,7 +33,7 @@ budget is spent by the d below threshold):
 * ``smoke``: N in {8, 16}, K = 2, two d, 2 seeds, 80 steps — seconds on one CPU core.
 * ``quick``: N in {16, 32, 64, 128} (8×), K in {2, 4, 8}, 3 seeds, 4 conditions, 5-6 d per (N, K,
   condition) at 0.6-1.7 × d_hat, 400 steps at lr 3e-2 (cosine, 50 warm-up): 858 runs (286 ensembles
-  of 3). Measured 8.9 min wall on 2 quiet CPU cores (2026-11-26). With 2 seeds (both had to succeed)
+  of 3). Measured 9.2 min wall on 2 quiet CPU cores (2026-11-26). With 2 seeds (both had to succeed)
   3 of the 12 LayerNorm/learned-readout cells were non-monotone in d; with 3 (2 of 3 must) 1 is.
 * ``paper``: N in {64, ..., 4096} (64×), K in {2, 4, 8}, 3 seeds, 4 conditions, 8-9 d per (N, K,
   condition) at 0.4-2.1 × d_hat, 2000 steps at lr 3e-2: 2241 runs (747 ensembles of 3) for one GPU.
