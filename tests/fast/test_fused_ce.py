@@ -7,6 +7,16 @@ import torch.nn.functional as F
 from georecall.training.fused_ce import linear_cross_entropy, mean_linear_cross_entropy
 
 
+def _inputs(seed):
+    """Float64 residual, readout table [E, V, d], bias and targets; the generator goes on for more draws."""
+    g = torch.Generator().manual_seed(seed)
+    e, r, d, v = 3, 37, 5, 11
+    x = torch.randn(e, r, d, generator=g, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(e, v, d, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(e, v, generator=g, dtype=torch.float64, requires_grad=True)
+    return g, x, table, b, torch.randint(0, v, (e, r), generator=g)
+
+
 def _plain(x, w, b, t):
     logits = torch.baddbmm(b[:, None, :], x, w)
     loss = F.cross_entropy(logits.flatten(0, 1), t.flatten(), reduction="none").view_as(t)
@@ -16,13 +26,8 @@ def _plain(x, w, b, t):
 @pytest.mark.parametrize("chunk_logits", [1, 7 * 3 * 11, 10**9], ids=["row-by-row", "odd-chunks", "one-chunk"])
 @pytest.mark.parametrize("tied", [False, True])
 def test_values_and_gradients_equal_the_plain_path(chunk_logits, tied):
-    g = torch.Generator().manual_seed(0)
-    e, r, d, v = 3, 37, 5, 11
-    x = torch.randn(e, r, d, generator=g, dtype=torch.float64, requires_grad=True)
-    table = torch.randn(e, v, d, generator=g, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(e, v, generator=g, dtype=torch.float64, requires_grad=True)
-    t = torch.randint(0, v, (e, r), generator=g)
-    upstream = torch.rand(e, r, generator=g, dtype=torch.float64)
+    g, x, table, b, t = _inputs(0)
+    upstream = torch.rand(t.shape, generator=g, dtype=torch.float64)
     grads = []
     for fn in (_plain, lambda *a: linear_cross_entropy(*a, chunk_logits=chunk_logits)):
         w = table.transpose(1, 2) if tied else table.detach().transpose(1, 2).contiguous().requires_grad_()
@@ -51,12 +56,7 @@ def test_frozen_readout_gets_no_gradient():
 @pytest.mark.parametrize("chunk_logits", [1, 7 * 3 * 11, 10**9], ids=["row-by-row", "odd-chunks", "one-chunk"])
 @pytest.mark.parametrize("tied", [False, True])
 def test_mean_with_gradients_in_forward_equals_the_plain_path(chunk_logits, tied):
-    g = torch.Generator().manual_seed(1)
-    e, r, d, v = 3, 37, 5, 11
-    x = torch.randn(e, r, d, generator=g, dtype=torch.float64, requires_grad=True)
-    table = torch.randn(e, v, d, generator=g, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(e, v, generator=g, dtype=torch.float64, requires_grad=True)
-    t = torch.randint(0, v, (e, r), generator=g)
+    _, x, table, b, t = _inputs(1)
     t[0, :4] = table[0].detach().matmul(x[0, :4].detach().T).add(b[0, :, None].detach()).argmax(0)  # some correct
     upstream = torch.tensor([0.5, 0.0, 2.0], dtype=torch.float64)  # a stopped member gets 0
     out = []

@@ -281,8 +281,6 @@ class Transformer(nn.Module):
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             x = block(x, positions if i == last else None)
-        if positions is not None and last < 0:
-            x = x[:, :, list(positions)]
         return x
 
     def unembed_residual(self, x: torch.Tensor) -> torch.Tensor:

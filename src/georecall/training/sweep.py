@@ -31,7 +31,7 @@ from georecall.config import RunConfig, apply_overrides, config_hash, run_config
 from georecall.results import TrainResult, TrainRun, is_complete, save_run
 from georecall.results.store import ResultStore
 from georecall.tasks import context_length, resolve_query_count
-from georecall.training.loop import train
+from georecall.training.loop import resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
         if progress is not None:
             progress(counts["skipped"], total)
         def cap(r: RunConfig) -> int:
-            on_cpu = r.train.device == "cpu" or (r.train.device == "auto" and not torch.cuda.is_available())
+            on_cpu = r.train.device == "cpu" or (r.train.device == "auto" and resolve_device("auto").type == "cpu")
             return cpu_members_cap(r) if on_cpu else max_members
 
         for group in group_runs(todo, max_members, cap=cap):
