@@ -19,8 +19,8 @@ import torch
 
 from georecall.config import ModelConfig, TaskConfig
 from georecall.model import Transformer
+from georecall.model.generate import generate_cot
 from georecall.tasks import QuerySet, World, make_queries, n_query_space
-from georecall.training.evaluate import generate_cot
 
 PARAM_GROUPS = ("embedding", "positional", "attention", "mlp", "unembedding")
 
@@ -230,7 +230,7 @@ def score_construction(c: Construction, *, n_queries: int | None = None, chunk: 
         xs, oks = [], []
         for start in range(block_start, min(n, block_start + block), chunk):
             sl = slice(start, min(start + chunk, block_start + block))
-            if c.task.cot == "none":
+            if not queries.format.is_cot:
                 tokens = queries.tokens[sl].to(device)
                 oks.append(torch.ones(tokens.shape[0], dtype=torch.bool, device=device))
             else:
@@ -251,11 +251,7 @@ def score_construction(c: Construction, *, n_queries: int | None = None, chunk: 
 
 
 def _own_tokens(queries: QuerySet, sl: slice, emitted: torch.Tensor) -> torch.Tensor:
-    """The CoT input sequence with the model's emitted subjects in place of the true ones."""
+    """The CoT input sequence with the model's emitted subjects ``s_1 .. s_{k-1}`` in place of the true ones."""
     tokens = queries.tokens[sl].clone()
-    k = emitted.shape[-1]
-    if queries.cot == "interleaved":  # s0 r1 s1 r2 ... r_k: subjects s_1..s_{k-1} at positions 2, 4, ...
-        tokens[:, 2::2] = emitted[:, :k - 1]
-    else:  # question_first: s0 r1..rk s1..s_{k-1}
-        tokens[:, k + 1:] = emitted[:, :k - 1]
+    tokens[:, list(queries.format.subject_positions[1:])] = emitted[:, :-1]
     return tokens

@@ -32,7 +32,7 @@ from georecall.constructions.gadgets import (
     selector_units,
     subject_tree,
 )
-from georecall.tasks import World
+from georecall.tasks import World, chain_format
 
 FORMATS = {"interleaved": "cot", "question_first": "cot-question-first"}
 
@@ -66,15 +66,18 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
         raise ValueError(f"chain-of-thought needs shared attributes, got {world.attributes!r}")
     n, k_rel = world.n_subjects, world.n_relations
     m = n_bits(n)
-    n_ctx = 2 * n_hops + 1  # THEORY's positional table length T; inputs are at most 2k long
+    layout = chain_format(fmt, n_hops)
+    n_ctx = layout.seq_len  # THEORY's positional table length T = 2k + 1; inputs are at most 2k long
 
     if fmt == "interleaved":
         lay = _layout(k_rel, m, question_first=False)
-        heads = [pointer_head(lay, beta, offset=1, reads=["S"], writes=["S"])]
+        # At r_j the current token is the relation; the pointer reads s_{j-1}, one position back.
+        heads = [pointer_head(lay, beta, offset=layout.subject_offset, reads=["S"], writes=["S"])]
         read_bits, read_rel = "S", "Z"
     else:
         lay = _layout(k_rel, m, question_first=True)
-        heads = [pointer_head(lay, beta, offset=n_hops - 1, reads=["Z"], writes=["R"]),
+        # r_j lies k - 1 positions before its answer position; the latest subject's distance varies.
+        heads = [pointer_head(lay, beta, offset=layout.relation_offset, reads=["Z"], writes=["R"]),
                  _latest_subject_head(lay, beta=beta, n_ctx=n_ctx)]
         read_bits, read_rel = "S'", "R"
 

@@ -1,7 +1,9 @@
-"""The ensemble-native decoder-only transformer (THEORY §1.2) and its hook sites."""
+"""The ensemble-native decoder-only transformer (THEORY §1.2), its hook sites and greedy CoT generation."""
 
+from georecall.model.generate import generate_cot
 from georecall.model.hooks import HookFn, HookPoint
 from georecall.model.interop import to_hooked_transformer
 from georecall.model.transformer import Transformer, init_generator, param_counts
 
-__all__ = ["HookFn", "HookPoint", "Transformer", "init_generator", "param_counts", "to_hooked_transformer"]
+__all__ = ["HookFn", "HookPoint", "Transformer", "generate_cot", "init_generator", "param_counts",
+           "to_hooked_transformer"]

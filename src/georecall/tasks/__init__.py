@@ -1,5 +1,6 @@
-"""Task worlds, the vocabulary layout and query sets (THEORY §1.1)."""
+"""Task worlds, the vocabulary layout, query formats and query sets (THEORY §1.1)."""
 
+from georecall.tasks.formats import COT_FORMATS, ChainFormat, chain_format
 from georecall.tasks.queries import (
     QuerySet,
     context_length,
@@ -12,9 +13,12 @@ from georecall.tasks.vocab import Vocab
 from georecall.tasks.world import World, make_world, rng_for, world_for
 
 __all__ = [
+    "COT_FORMATS",
+    "ChainFormat",
     "QuerySet",
     "Vocab",
     "World",
+    "chain_format",
     "context_length",
     "make_queries",
     "make_world",

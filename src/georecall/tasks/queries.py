@@ -8,7 +8,8 @@ subject 1, chain (r_1, r_2) = (0, 1), f_0(1) = 3, f_1(3) = 2:
 * CoT question-1st: tokens ``[1, 4, 5, 3]``    answers 3, 2 at positions 2, 3  (sequence 1 r0 r1 3 2)
 
 The tokens are the model's inputs (the full sequence without its last token); the loss is taken at
-the answer positions only, on every emitted subject for CoT.
+the answer positions only, on every emitted subject for CoT. The layouts are those of
+:class:`~georecall.tasks.formats.ChainFormat`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from georecall.config import TaskConfig
+from georecall.tasks.formats import ChainFormat, chain_format
 from georecall.tasks.world import QUERY_STREAM, World, rng_for
 
 # Above this many queries the index space is sampled digit by digit instead of by index.
@@ -50,7 +52,12 @@ class QuerySet:
 
     @property
     def n_ctx(self) -> int:
-        return self.tokens.shape[1]
+        return self.tokens.shape[-1]
+
+    @property
+    def format(self) -> ChainFormat:
+        """The layout of these queries (positions of subjects, relations and answers)."""
+        return chain_format(self.cot, self.chains.shape[-1])
 
 
 def n_query_space(task: TaskConfig) -> int:
@@ -60,7 +67,7 @@ def n_query_space(task: TaskConfig) -> int:
 
 def context_length(task: TaskConfig) -> int:
     """Input positions per query: k + 1 direct, 2k with chain-of-thought."""
-    return task.n_hops + 1 if task.cot == "none" else 2 * task.n_hops
+    return chain_format(task.cot, task.n_hops).n_ctx
 
 
 def resolve_query_count(task: TaskConfig) -> int:
@@ -111,31 +118,21 @@ def make_queries(world: World, task: TaskConfig, *, seed: int = 0) -> QuerySet:
     path = world.apply(subjects, chains)  # [n, k]: s_1..s_k
     vocab = world.vocab
     rel_tok = chains + vocab.n_subjects
-    k = task.n_hops
-    if task.cot == "none":
-        tokens = np.concatenate([subjects[:, None], rel_tok], axis=1)
+    fmt = chain_format(task.cot, task.n_hops)
+    tokens = fmt.assemble(subjects, rel_tok, path[:, :-1])
+    if fmt.is_cot:
+        targets, relations = path, chains
+    else:
         answer = path[:, -1:]
         if task.attributes == "disjoint":
             answer = vocab.attribute_offset + chains[:, -1:] * vocab.attributes_per_relation + answer
         targets, relations = answer, chains[:, -1:]
-        positions, hops = (k,), (k,)
-    elif task.cot == "interleaved":
-        tokens = np.empty((n, 2 * k), dtype=np.int64)
-        tokens[:, 0] = subjects
-        tokens[:, 1::2] = rel_tok
-        tokens[:, 2::2] = path[:, :-1]
-        targets, relations = path, chains
-        positions, hops = tuple(range(1, 2 * k, 2)), tuple(range(1, k + 1))
-    else:  # question_first
-        tokens = np.concatenate([subjects[:, None], rel_tok, path[:, :-1]], axis=1)
-        targets, relations = path, chains
-        positions, hops = tuple(range(k, 2 * k)), tuple(range(1, k + 1))
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
     return QuerySet(tokens=t(tokens), targets=t(targets), relations=t(relations), subjects=t(subjects),
-                    chains=t(chains), positions=positions, hops=hops, cot=task.cot, n_total=total,
+                    chains=t(chains), positions=fmt.answer_positions, hops=fmt.hops, cot=task.cot, n_total=total,
                     sampled=n < total)
 
 

@@ -1,4 +1,7 @@
-"""Scoring an ensemble on its queries: accuracy overall, per relation and per hop; greedy CoT generation."""
+"""Scoring an ensemble on its queries: accuracy overall, per relation and per hop; greedy CoT chains.
+
+Greedy generation itself lives in :mod:`georecall.model.generate` (``generate_cot`` is re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from georecall.model import Transformer
+from georecall.model.generate import generate_cot
 from georecall.tasks import QuerySet, World
 
 
@@ -74,41 +78,6 @@ def evaluate(model: Transformer, queries: QuerySet, n_relations: int, *, chunk: 
         correct, ce = answer_scores(model(tokens, queries.positions), targets)
         tally.add(correct, ce, queries.relations[:, sl].to(device))
     return tally.result()
-
-
-@torch.no_grad()
-def generate_cot(model: Transformer, subjects: torch.Tensor, chains: torch.Tensor, cot: str, *,
-                 n_subjects: int) -> torch.Tensor:
-    """Greedy chain-of-thought generation: the subjects each member emits, ``[E, B, k]``.
-
-    ``subjects`` [B] or [E, B] start subjects, ``chains`` [B, k] or [E, B, k] relations. Only the
-    relations are given; every emitted subject is the model's own argmax, fed back as the next input.
-    Relation r is token ``n_subjects + r`` (:class:`~georecall.tasks.Vocab`).
-    """
-    e = model.n_members
-    device = model.embed.W_E.device
-    if subjects.dim() == 1:
-        subjects, chains = subjects.expand(e, -1), chains.expand(e, -1, -1)
-    subjects, chains = subjects.to(device), chains.to(device)
-    k = chains.shape[-1]
-    rel_tokens = chains + n_subjects
-    emitted = []
-    if cot == "interleaved":  # s0 r1 [s1] r2 [s2] ...: emit at the position of each relation
-        seq = subjects[..., None]
-        for j in range(k):
-            seq = torch.cat([seq, rel_tokens[..., j:j + 1]], dim=-1)
-            nxt = model(seq, [seq.shape[-1] - 1])[:, :, 0].argmax(-1)  # [E, B]
-            emitted.append(nxt)
-            seq = torch.cat([seq, nxt[..., None]], dim=-1)
-    elif cot == "question_first":  # s0 r1..rk [s1] [s2] ...: emit after the question
-        seq = torch.cat([subjects[..., None], rel_tokens], dim=-1)
-        for _ in range(k):
-            nxt = model(seq, [seq.shape[-1] - 1])[:, :, 0].argmax(-1)
-            emitted.append(nxt)
-            seq = torch.cat([seq, nxt[..., None]], dim=-1)
-    else:
-        raise ValueError(f"cot must be 'interleaved' or 'question_first', got {cot!r}")
-    return torch.stack(emitted, dim=-1)
 
 
 @dataclass(frozen=True)
