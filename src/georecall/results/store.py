@@ -29,6 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+#: The file name of the results store inside an output folder (``<out>/results.sqlite``).
+STORE_NAME = "results.sqlite"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     hash TEXT PRIMARY KEY,

@@ -29,13 +29,12 @@ import torch
 
 from georecall.config import RunConfig, apply_overrides, config_hash, run_config_from_dict
 from georecall.results import TrainResult, TrainRun, is_complete, save_run
-from georecall.results.store import ResultStore
+from georecall.results.store import STORE_NAME, ResultStore
 from georecall.tasks import context_length, resolve_query_count
 from georecall.training.loop import resolve_device, train
 
 log = logging.getLogger(__name__)
 
-STORE_NAME = "results.sqlite"
 #: TrainResult fields that hold one entry per ensemble member.
 _PER_MEMBER = ("accuracy", "steps", "stop_reason", "loss", "per_relation", "per_hop", "seeds")
 
