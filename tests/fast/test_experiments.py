@@ -6,7 +6,8 @@ import json
 import pytest
 
 from georecall.experiments import EXPERIMENTS, get_experiment
-from georecall.experiments.base import RESULT_FILE, SCALES, result_dir, run_experiment
+from georecall.experiments.base import SCALES, result_dir, run_experiment
+from georecall.results.envelope import ENVELOPE_SCHEMA, RESULT_FILE
 
 
 @pytest.mark.parametrize("exp_id", list(EXPERIMENTS))
@@ -16,9 +17,15 @@ def test_smoke_run_saves_result_and_figures_rebuild_from_files(exp_id, tmp_path)
     assert module.PROVENANCE.claim and module.PROVENANCE.paper_section
     for scale in SCALES:  # every scale is declared and valid
         module.config(scale)
-    result, figures = run_experiment(module, "smoke", tmp_path)
+    done = run_experiment(module, "smoke", tmp_path)
+    figures = done.figures
     folder = result_dir(tmp_path, exp_id, "smoke")
-    saved = json.loads((folder / RESULT_FILE).read_text())
+    assert done.folder == folder
+    env = json.loads((folder / RESULT_FILE).read_text())
+    assert env["schema"] == ENVELOPE_SCHEMA and env["experiment"] == exp_id and env["scale"] == "smoke"
+    assert env["provenance"]["paper_section"] and env["meta"]["torch_version"] and env["meta"]["scale"] == "smoke"
+    assert sorted(env["runs"]) == sorted(r.config_hash() for r in module.runs(module.config("smoke")))
+    saved = env["payload"]
     assert saved["schema_version"] >= 1 and saved["scale"] == "smoke"
     assert figures and all(f.suffix in (".png", ".csv") and f.stat().st_size > 0 for f in figures)
     assert any(f.suffix == ".png" for f in figures)
@@ -26,5 +33,5 @@ def test_smoke_run_saves_result_and_figures_rebuild_from_files(exp_id, tmp_path)
         f.unlink()
     again = module.plot(folder)  # from saved files only
     assert sorted(again) == sorted(figures)
-    resumed, _ = run_experiment(module, "smoke", tmp_path)
-    assert resumed.sweep["trained"] == 0  # idempotent: nothing retrained
+    resumed = run_experiment(module, "smoke", tmp_path)
+    assert resumed.envelope["meta"]["sweep"]["trained"] == 0  # idempotent: nothing retrained

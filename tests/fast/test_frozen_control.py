@@ -239,7 +239,7 @@ def test_plot_rebuilds_from_saved_files(small_cfg, tmp_path):
     assert all(f.stat().st_size > 0 for f in figs)
     header = (tmp_path / "params_needed_vs_nk.csv").read_text().splitlines()[0]
     assert "params_non_embedding" in header and "needed_size" in header
-    saved = json.loads((tmp_path / "result.json").read_text())
+    saved = json.loads((tmp_path / "result.json").read_text())["payload"]
     assert saved["schema_version"] == fc.SCHEMA_VERSION and saved["width_slope"]["slope"] == pytest.approx(0.25)
     for f in figs:
         f.unlink()

@@ -44,10 +44,12 @@ def test_config_rejects_bad_values_naming_them():
     for change, needle in [({"scale": "huge"}, "huge"), ({"n_relations": 1}, "1"), ({"hops": (2, 1)}, "[2, 1]"),
                            ({"hops": ()}, "()"), ({"conditions": ("direct-tied",)}, "direct-tied"),
                            ({"d_models": (7,)}, "[7]"), ({"seeds": (0, 0)}, "[0, 0]"),
-                           ({"target_accuracy": 1.5}, "1.5"), ({"probe_folds": 99}, "99"),
+                           ({"probe_folds": 99}, "99"),
                            ({"bits_per_coordinate": 0.0}, "0.0")]:
         with pytest.raises(ValueError, match=re.escape(needle)):
             dataclasses.replace(base, **change)
+    with pytest.raises(ValueError, match=re.escape("1.5")):  # the recipe checks its own success level
+        dataclasses.replace(base.recipe, success_accuracy=1.5)
     with pytest.raises(ValueError, match="nano"):
         mh.config("nano")
     with pytest.raises(ValueError, match="cot-tied"):
@@ -78,21 +80,29 @@ _entry = st.fixed_dictionaries({"success": st.booleans(), "trainable_params": st
                                 "d_mlp": st.integers(1, 8)})
 
 
+_KEY = ("trainable_params", "total_params", "d_model", "d_mlp")
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(_entry, max_size=12), st.randoms(use_true_random=False))
-def test_smallest_successful_is_successful_minimal_and_order_free(entries, rnd):
+@given(st.lists(_entry, max_size=12, unique_by=lambda e: (e["d_model"], e["d_mlp"])), st.randoms(use_true_random=False))
+def test_smallest_successful_follows_the_shared_rule_and_is_order_free(entries, rnd):
     best = mh.smallest_successful(entries)
-    ok = [e for e in entries if e["success"]]
-    if not ok:
+
+    def above(e, b):  # at least as wide in both d and m
+        return e["d_model"] >= b["d_model"] and e["d_mlp"] >= b["d_mlp"]
+
+    qualifying = [b for b in entries if b["success"] and all(e["success"] for e in entries if above(e, b))]
+    if not qualifying:
         assert best is None
         return
-    assert best["success"]
-    assert all(best["trainable_params"] <= e["trainable_params"] for e in ok)
+    assert best["success"] and all(e["success"] for e in entries if above(e, best))
+    assert all(tuple(best[k] for k in _KEY) <= tuple(q[k] for k in _KEY) for q in qualifying)
+    first = min((e for e in entries if e["success"]), key=lambda e: tuple(e[k] for k in _KEY))
+    assert best["rule"]["first_success_trainable_params"] == first["trainable_params"]
     shuffled = list(entries)
     rnd.shuffle(shuffled)
     again = mh.smallest_successful(shuffled)
-    key = ("trainable_params", "total_params", "d_model", "d_mlp")
-    assert tuple(again[k] for k in key) == tuple(best[k] for k in key)
+    assert tuple(again[k] for k in _KEY) == tuple(best[k] for k in _KEY)
 
 
 def _row(k, cond, d, w, seed, acc, status="done"):

@@ -49,13 +49,16 @@ def test_non_monotone_failure_above_is_reported_not_hidden():
     table = [(4, 0, 0.1), (4, 1, 0.1), (8, 0, 1.0), (8, 1, 1.0), (16, 0, 0.008), (16, 1, 1.0), (32, 0, 1.0),
              (32, 1, 1.0)]
     est = extract_threshold(table, 0.99)
-    assert est.d_star == 8
+    # The shared rule: d* is where every larger d works too (32); the first success (8) is reported beside it.
+    assert est.d_star == 32 and est.first_success == 8 and est.status == "bracketed"
     assert est.non_monotone and est.failed_above == (16,)
 
 
 def test_no_success_gives_none_and_grid_min_is_flagged():
     est = extract_threshold([(4, 0, 0.5), (8, 0, 0.9)], 0.99)
-    assert est.d_star is None and not est.at_grid_min and not est.non_monotone
+    assert est.d_star is None and not est.at_grid_min and not est.non_monotone and est.status == "censored_high"
+    est = extract_threshold([(4, 0, 1.0), (8, 0, 0.5)], 0.99)  # works only below a failure: above the range
+    assert est.d_star is None and est.first_success == 4 and est.non_monotone
     est = extract_threshold([(4, 0, 1.0), (8, 0, 1.0)], 0.99)
     assert est.d_star == 4 and est.at_grid_min
     assert extract_threshold([], 0.99).d_star is None
@@ -71,7 +74,7 @@ def test_repeated_seed_raises():
                 unique_by=lambda t: t[0]),
        st.integers(1, 3), st.randoms(use_true_random=False))
 def test_threshold_properties(curve, n_seeds, rnd):
-    """d* is a tested d whose seeds mostly succeed, no smaller d does, and row order does not matter."""
+    """d* is the start of the working suffix, the first success no larger, and row order does not matter."""
     table = [(d, s, min(1.0, max(0.0, acc + 0.01 * s))) for d, acc in curve for s in range(n_seeds)]
     est = extract_threshold(table, 0.99)
     shuffled = list(table)
@@ -79,11 +82,16 @@ def test_threshold_properties(curve, n_seeds, rnd):
     assert extract_threshold(shuffled, 0.99) == est
     by_d = {d: [a for dd, _, a in table if dd == d] for d, _ in curve}
     ok = {d: majority_success(accs, 0.99) for d, accs in by_d.items()}
+    first = min((d for d in ok if ok[d]), default=None)
+    assert est.first_success == first
     if est.d_star is None:
-        assert not any(ok.values())
+        assert not ok[max(ok)]
     else:
-        assert ok[est.d_star] and not any(ok[d] for d in ok if d < est.d_star)
-        assert set(est.failed_above) == {d for d in ok if d > est.d_star and not ok[d]}
+        assert all(ok[d] for d in ok if d >= est.d_star)
+        assert est.d_star == min(ok) or not ok[max(d for d in ok if d < est.d_star)]
+        assert first <= est.d_star
+    if first is not None:
+        assert set(est.failed_above) == {d for d in ok if d > first and not ok[d]}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -148,7 +156,7 @@ def test_bad_config_values_raise_naming_them():
     with pytest.raises(ValueError, match="d_centers"):
         dataclasses.replace(base, d_centers=(("ln_learned", -1.0, 0.2),))
     with pytest.raises(ValueError, match="lr"):
-        dataclasses.replace(base, lr=0.0)
+        dataclasses.replace(base, recipe=dataclasses.replace(base.recipe, lr=0.0))
     with pytest.raises(ValueError, match="'tied'"):
         d_grid(base, 16, 2, "tied")
 
@@ -179,7 +187,7 @@ def test_runs_cover_the_grid_one_seed_each_and_seeds_share_an_ensemble():
     for r in rs:
         m = r.model
         assert m.n_layers == 1 and m.d_mlp == cfg.mlp_ratio * m.d_model
-        assert r.train.steps == cfg.steps and r.train.target_accuracy == cfg.target_accuracy
+        assert r.train.steps == cfg.steps and r.train.target_accuracy == cfg.recipe.target_accuracy
         assert m.init_std == m.unembed_init_std == pytest.approx(m.d_model ** -0.5)  # both readouts start alike
     by_cond = Counter(threshold.condition_of(r.model.layernorm, r.model.frozen_unembedding) for r in rs)
     assert set(by_cond) == set(cfg.conditions)

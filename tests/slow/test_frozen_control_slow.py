@@ -17,7 +17,8 @@ def test_frozen_needs_a_wide_mlp_where_learned_embeddings_need_few_parameters(tm
                               width_window=(1 / 64, 1.0), learned_d_grid=(6, 11, 16), n_bootstrap=20)
     module = types.SimpleNamespace(ID="frozen_control_slow_test", config=lambda scale: cfg, runs=fc.runs,
                                    analyze=fc.analyze, plot=fc.plot)
-    result, figures = run_experiment(module, "quick", tmp_path)
+    done = run_experiment(module, "quick", tmp_path)
+    result, figures = done.result, done.figures
     frozen = {(p["N"], p["K"]): p for p in result.points if p["condition"] == "frozen"}
     learned = {(p["N"], p["K"]): p for p in result.points if p["condition"] == "learned"}
     big = frozen[(128, 4)]

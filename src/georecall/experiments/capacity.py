@@ -28,8 +28,9 @@ from typing import Any
 
 from georecall.config import RunConfig
 from georecall.experiments import threshold
-from georecall.experiments.base import Provenance, load_result_json, write_csv
+from georecall.experiments.base import Provenance, load_result_json
 from georecall.experiments.threshold import ThresholdConfig
+from georecall.plotting import capacity as capacity_plots
 from georecall.theory import construction_cost
 
 ID = "capacity"
@@ -154,67 +155,12 @@ def summarize(result: CapacityResult) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Figure (from result.json only; the reference line from PROVENANCE)
+# Figure (from result.json only; drawn by georecall.plotting.capacity, the reference line labelled external)
 
-FIGURE = "bits_per_param"
+FIGURE = capacity_plots.FIGURE
 
 
 def plot(result_dir: str | Path) -> list[Path]:
     """Bits per parameter against N·K (all parameters; embedding only) and information against parameters."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     folder = Path(result_dir)
-    data = load_result_json(folder)
-    entries = data["entries"]
-    cols = ["condition", "n_subjects", "n_relations", "n_facts", "information_bits", "d_star", "at_grid_min",
-            "params_total", "params_trainable", "params_embedding", "bits_per_param_total",
-            "bits_per_param_trainable", "bits_per_param_embedding", "selector_d", "selector_params_total",
-            "selector_bits_per_param"]
-    csv_path = write_csv(folder / f"{FIGURE}.csv", cols, ([e[c] for c in cols] for e in entries))
-    ref = float(PROVENANCE.paper_reported["lm_bits_per_param"])
-    fig = Figure(figsize=(15, 5.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax_all, ax_emb, ax_info = fig.subplots(1, 3)
-    conds = list(data["conditions"])
-    for cond in conds:
-        color, marker = threshold.CONDITION_STYLES.get(cond, ("k", "o"))
-        es = [e for e in entries if e["condition"] == cond and e["d_star"] is not None]
-        label = threshold.CONDITION_LABELS.get(cond, cond)
-        ax_all.plot([e["n_facts"] for e in es], [e["bits_per_param_total"] for e in es], marker, color=color,
-                    ls="none", label=label)
-        ax_emb.plot([e["n_facts"] for e in es], [e["bits_per_param_embedding"] for e in es], marker, color=color,
-                    ls="none", label=label)
-        ax_info.plot([e["params_total"] for e in es], [e["information_bits"] for e in es], marker, color=color,
-                     ls="none", label=label)
-    sel = {(e["n_subjects"], e["n_relations"]): e for e in entries}.values()
-    ax_all.plot([e["n_facts"] for e in sel], [e["selector_bits_per_param"] for e in sel], "k+", ms=8,
-                label="selector construction (its own d)")
-    for ax in (ax_all, ax_emb):
-        ax.axhline(ref, color="grey", ls="--", lw=1, label=REFERENCE_LABEL)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("N·K (facts)")
-    ax_all.set_ylabel("K log2 N! / parameters")
-    ax_all.set_title("Bits per parameter at d* (all parameters, frozen readout counted)", fontsize=8)
-    ax_emb.set_ylabel("K log2 N! / embedding parameters (W_E)")
-    ax_emb.set_title("Bits per embedding parameter at d*", fontsize=8)
-    params = [e["params_total"] for e in entries if e["params_total"]]
-    if params:
-        lo, hi = min(params), max(params)
-        ax_info.plot([lo, hi], [ref * lo, ref * hi], color="grey", ls="--", lw=1, label=f"{ref:g} bits × params "
-                     "(the reported LM rate; not ours)")
-    ax_info.set_xscale("log")
-    ax_info.set_yscale("log")
-    ax_info.set_xlabel("parameters of the smallest successful model")
-    ax_info.set_ylabel("information content K log2 N! (bits)")
-    ax_info.set_title("Information content against model size at d*", fontsize=8)
-    handles, labels = ax_all.get_legend_handles_labels()
-    h_info, l_info = ax_info.get_legend_handles_labels()
-    handles, labels = handles + h_info[len(conds):], labels + l_info[len(conds):]
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7)
-    fig.suptitle(f"Capacity ({data['scale']}; {data['step_budget']} steps, lr {data['recipe']['lr']}): "
-                 f"{data['success_rule']}", fontsize=7)
-    png = folder / f"{FIGURE}.png"
-    fig.savefig(png, dpi=110)
-    return [png, csv_path]
+    return capacity_plots.plot(load_result_json(folder), folder)

@@ -65,8 +65,9 @@ from typing import Any
 import numpy as np
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.experiments.base import SCALES, Provenance, load_result_json, write_csv
+from georecall.experiments.base import SCALES, Provenance, Recipe, load_result_json, smallest_size, validate_config
 from georecall.experiments.stats import fit_line, is_majority
+from georecall.plotting import frozen_control as frozen_control_plots
 from georecall.theory import information_bits
 
 ID = "frozen_control"
@@ -117,40 +118,28 @@ class Config:
     """One scale of the frozen-embedding control."""
 
     scale: str  # smoke | quick | paper
-    points: tuple[tuple[int, int], ...]  # the (N, K) worlds: N subjects, K relations (single hop)
-    d_model: int  # fixed residual width d of the frozen condition
-    width_grid: tuple[int, ...]  # candidate d_mlp values of the frozen condition (increasing)
+    # The (N, K) worlds: N subjects, K relations (single hop).
+    points: tuple[tuple[int, int], ...] = field(metadata={"nonempty": True, "distinct": True})
+    d_model: int = field(metadata={"min": 1})  # fixed residual width d of the frozen condition
+    # Candidate MLP widths m of the frozen condition.
+    width_grid: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True, "increasing": True})
     width_window: tuple[float, float]  # per point, the grid widths w with lo*N*K <= w <= hi*N*K are trained
-    learned_d_grid: tuple[int, ...]  # d_model values of the learned condition (increasing)
-    learned_mlp_ratio: int  # learned condition: d_mlp = ratio * d_model
-    seeds: tuple[int, ...]  # one world and one init per seed (>= 2; "needed" = a strict majority succeeds)
-    steps: int  # step budget per run (members stop early at target_accuracy)
-    lr: float  # peak learning rate (AdamW)
-    warmup_steps: int  # linear warm-up, then cosine to 0.1*lr over the budget
-    weight_decay: float  # AdamW decoupled weight decay
-    batch_size: int | None  # None = full batch (all N*K queries every step)
-    eval_every: int  # steps between logged evaluations (full batch checks the target every step)
-    target_accuracy: float  # a run succeeds at this accuracy (members stop there)
+    # d values of the learned condition.
+    learned_d_grid: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True,
+                                                      "increasing": True})
+    learned_mlp_ratio: int = field(metadata={"min": 1})  # learned condition: m = ratio * d
+    # One world and one init per seed (>= 2; "needed" = a strict majority succeeds).
+    seeds: tuple[int, ...] = field(metadata={"min": 0, "distinct": True})
+    recipe: Recipe  # the training recipe (full batch when recipe.batch_size is None)
     unembed_init_std: float | None  # std of the frozen random readout W_U; None = 1/sqrt(d_model)
-    n_bootstrap: int  # seed-bootstrap replicates for the slope intervals
-    bootstrap_seed: int  # numpy seed of the bootstrap (the analysis is deterministic)
+    n_bootstrap: int = field(metadata={"min": 0})  # seed-bootstrap replicates for the slope intervals
+    bootstrap_seed: int = field(metadata={"min": 0})  # numpy seed of the bootstrap (the analysis is deterministic)
 
     def __post_init__(self) -> None:
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
-        if not self.points:
-            raise ValueError("points must name at least one (N, K)")
+        validate_config(self)
         for p in self.points:
             if len(p) != 2 or p[0] < 2 or p[1] < 1:
                 raise ValueError(f"each point must be (N >= 2, K >= 1), got {p!r}")
-        if len(set(self.points)) != len(self.points):
-            raise ValueError(f"points must be distinct, got {list(self.points)}")
-        if self.d_model < 1:
-            raise ValueError(f"d_model must be >= 1, got {self.d_model}")
-        for name in ("width_grid", "learned_d_grid"):
-            grid = getattr(self, name)
-            if not grid or any(v < 1 for v in grid) or list(grid) != sorted(set(grid)):
-                raise ValueError(f"{name} must be distinct positive integers in increasing order, got {list(grid)}")
         lo, hi = self.width_window
         if not 0 < lo < hi:
             raise ValueError(f"width_window must be (lo, hi) with 0 < lo < hi, got {self.width_window}")
@@ -158,18 +147,20 @@ class Config:
             if not self.widths_for(*p):
                 raise ValueError(f"no width of width_grid lies in the window {self.width_window} x N*K for "
                                  f"(N, K) = {p}")
-        if self.learned_mlp_ratio < 1:
-            raise ValueError(f"learned_mlp_ratio must be >= 1, got {self.learned_mlp_ratio}")
-        if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+        if len(self.seeds) < 2:
             raise ValueError(f"seeds must be >= 2 distinct non-negative integers, got {list(self.seeds)}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.unembed_init_std is not None and not self.unembed_init_std > 0:
             raise ValueError(f"unembed_init_std must be > 0 or None, got {self.unembed_init_std}")
-        if self.n_bootstrap < 0:
-            raise ValueError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
-        # lr, target, warm-up, weight decay, batch size, eval_every: TrainConfig checks them.
-        self.train_config()
+
+    @property
+    def steps(self) -> int:
+        """The step budget (``recipe.steps``)."""
+        return self.recipe.steps
+
+    @property
+    def target_accuracy(self) -> float:
+        """The success level (``recipe.success_accuracy``; members stop at ``recipe.target_accuracy``)."""
+        return self.recipe.success_accuracy
 
     def widths_for(self, n: int, k: int) -> tuple[int, ...]:
         """The grid widths trained at (N, K): those within ``width_window`` times N*K."""
@@ -183,15 +174,15 @@ class Config:
 
     def train_config(self) -> TrainConfig:
         """The training recipe shared by every run."""
-        return TrainConfig(steps=self.steps, lr=self.lr, weight_decay=self.weight_decay,
-                           warmup_steps=self.warmup_steps, schedule="cosine", batch_size=self.batch_size,
-                           eval_every=self.eval_every, target_accuracy=self.target_accuracy)
+        return self.recipe.train_config()
 
-    def recipe(self) -> str:
+    def describe_recipe(self) -> str:
         """The training recipe and budget in one line (for the result and the report)."""
-        batch = "full batch" if self.batch_size is None else f"minibatch {self.batch_size}"
-        return (f"1 layer, 1 head, pre-LN; AdamW lr {self.lr:g} (betas 0.9/0.98, wd {self.weight_decay:g}), "
-                f"{self.warmup_steps} warm-up steps then cosine to 0.1*lr; {batch}; budget {self.steps} steps; "
+        r = self.recipe
+        batch = "full batch" if r.batch_size is None else f"minibatch {r.batch_size}"
+        return (f"1 layer, 1 head, pre-LN; AdamW lr {r.lr:g} (betas {r.betas[0]:g}/{r.betas[1]:g}, wd "
+                f"{r.weight_decay:g}), {r.warmup_steps} warm-up steps then {r.schedule} to {r.min_lr_ratio:g}*lr; "
+                f"{batch}; budget {r.steps} steps; "
                 f"success = accuracy >= {self.target_accuracy:g} within the budget for a strict majority of "
                 f"{len(self.seeds)} seeds; frozen: W_E, W_pos (std 1) and W_U (std {self.readout_std:.4g}), "
                 f"b_U (0) frozen, d = {self.d_model}; learned: everything trained, d_mlp = "
@@ -204,21 +195,24 @@ _PAPER_POINTS = tuple((n, k) for k in (2, 4, 8) for n in (64, 128, 256, 512, 102
 
 def config(scale: str) -> Config:
     """The config of ``scale`` (smoke, quick or paper)."""
-    common: dict[str, Any] = dict(lr=1e-2, warmup_steps=50, weight_decay=0.0, batch_size=None,
-                                  target_accuracy=0.99, unembed_init_std=None, learned_mlp_ratio=4,
-                                  bootstrap_seed=0)
+    common: dict[str, Any] = dict(unembed_init_std=None, learned_mlp_ratio=4, bootstrap_seed=0)
+
+    def recipe(steps: int, eval_every: int, warmup_steps: int = 50) -> Recipe:
+        return Recipe(steps=steps, lr=1e-2, warmup_steps=warmup_steps, weight_decay=0.0, batch_size=None,
+                      eval_every=eval_every, target_accuracy=0.99, success_accuracy=0.99)
+
     if scale == "smoke":
         return Config(scale="smoke", points=((8, 2), (16, 2)), d_model=8, width_grid=(4, 16, 64),
-                      width_window=(0.2, 4.0), learned_d_grid=(4, 8), seeds=(0, 1), steps=50, eval_every=25,
-                      n_bootstrap=20, **{**common, "warmup_steps": 5})
+                      width_window=(0.2, 4.0), learned_d_grid=(4, 8), seeds=(0, 1), recipe=recipe(50, 25, 5),
+                      n_bootstrap=20, **common)
     if scale == "quick":
         return Config(scale="quick", points=_QUICK_POINTS, d_model=16, width_grid=sqrt2_grid(2, 4096),
                       width_window=(0.1, 1 / 1.4), learned_d_grid=(4, 6, 8, 11, 16), seeds=(0, 1, 2),
-                      steps=1000, eval_every=100, n_bootstrap=1000, **common)
+                      recipe=recipe(1000, 100), n_bootstrap=1000, **common)
     if scale == "paper":
         return Config(scale="paper", points=_PAPER_POINTS, d_model=32, width_grid=sqrt2_grid(2, 8192),
                       width_window=(1 / 24, 1 / 3), learned_d_grid=(4, 6, 8, 11, 16, 23, 32, 45),
-                      seeds=(0, 1, 2, 3, 4), steps=3000, eval_every=250, n_bootstrap=2000, **common)
+                      seeds=(0, 1, 2, 3, 4), recipe=recipe(3000, 250), n_bootstrap=2000, **common)
     raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
 
 
@@ -247,7 +241,7 @@ def runs(cfg: Config) -> list[RunConfig]:
 
 
 def needed_size(sizes: Sequence[int], successes: Sequence[int], totals: Sequence[int]) -> tuple[int | None, str]:
-    """The smallest size from which every larger tried size has a majority of successes, and its status.
+    """The shared smallest-size rule (:func:`~georecall.experiments.base.smallest_size`) on success counts.
 
     Returns ``(size, status)``: ``bracketed`` (a smaller tried size fails), ``censored_low`` (the
     smallest tried size already passes: the need is at most ``size``) or ``censored_high`` (the largest
@@ -256,22 +250,13 @@ def needed_size(sizes: Sequence[int], successes: Sequence[int], totals: Sequence
     if not (len(sizes) == len(successes) == len(totals)) or not sizes:
         raise ValueError(f"sizes, successes and totals must be non-empty and of one length, got "
                          f"{len(sizes)}, {len(successes)}, {len(totals)}")
-    if len(set(sizes)) != len(sizes):
-        raise ValueError(f"sizes must be distinct, got {list(sizes)}")
-    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
-    ok = [is_majority(successes[i], totals[i]) for i in order]
-    if not ok[-1]:
-        return None, "censored_high"
-    j = len(ok) - 1
-    while j > 0 and ok[j - 1]:
-        j -= 1
-    return sizes[order[j]], ("censored_low" if j == 0 else "bracketed")
+    est = smallest_size(sizes, [is_majority(k, t) for k, t in zip(successes, totals, strict=True)])
+    return est.size, est.status
 
 
 def first_success(sizes: Sequence[int], successes: Sequence[int], totals: Sequence[int]) -> int | None:
     """The smallest tried size with a majority of successes (ignores failures above it); None if none."""
-    passing = [s for s, k, t in zip(sizes, successes, totals, strict=True) if is_majority(k, t)]
-    return min(passing) if passing else None
+    return smallest_size(sizes, [is_majority(k, t) for k, t in zip(successes, totals, strict=True)]).first_success
 
 
 def fit_loglog(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
@@ -502,7 +487,7 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
         })
 
     return Result(schema_version=SCHEMA_VERSION, scale=cfg.scale, config=dataclasses.asdict(cfg),
-                  recipe=cfg.recipe(), curves=curves, points=points, width_slope=width_slope,
+                  recipe=cfg.describe_recipe(), curves=curves, points=points, width_slope=width_slope,
                   width_exponent=width_exponent, param_exponent=param_exponent, param_per_fact=param_per_fact,
                   comparison=comparison, n_runs=len(rows), n_failed_runs=int(n_failed))
 
@@ -535,175 +520,10 @@ def summarize(result: Result) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Figures (from result.json only)
-
-_CURVE_COLS = ("condition", "N", "K", "NK", "size", "d_model", "d_mlp", "n_seeds", "n_success", "majority",
-               "mean_accuracy", "median_accuracy", "min_accuracy", "max_accuracy", "median_steps",
-               "params_non_embedding", "params_trainable", "params_total")
-_POINT_COLS = ("condition", "N", "K", "NK", "size_name", "needed_size", "status", "first_success", "d_model",
-               "d_mlp", "params_non_embedding", "params_trainable", "params_total", "information_bits")
-
-
-_K_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-_COLORS = {FROZEN: "tab:blue", LEARNED: "tab:orange"}
-
-
-def _k_marker(k: int, ks: Sequence[int]) -> str:
-    return _K_MARKERS[sorted(set(ks)).index(k) % len(_K_MARKERS)]
-
-
-def _int_ticks(ax: Any, axis: str, values: Sequence[float]) -> None:
-    """Plain integer tick labels at ``values`` on a log axis."""
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    vals = sorted({int(v) for v in values})
-    target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(FixedLocator(vals))
-    target.set_minor_locator(NullLocator())
-    (ax.set_xticklabels if axis == "x" else ax.set_yticklabels)([str(v) for v in vals])
-
-
-def _accuracy_figure(folder: Path, name: str, curves: list[dict[str, Any]], points: list[dict[str, Any]],
-                     xlabel: str, title: str, target: float) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    csv_path = write_csv(folder / f"{name}.csv", _CURVE_COLS, ([r.get(c) for c in _CURVE_COLS] for r in curves))
-    keys = sorted({(c["N"], c["K"]) for c in curves}, key=lambda t: (t[0] * t[1], t[1]))
-    ks = [k for _, k in keys]
-    cmap = plt.get_cmap("viridis")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for i, (n, k) in enumerate(keys):
-        cs = sorted((c for c in curves if (c["N"], c["K"]) == (n, k) and c["median_accuracy"] is not None),
-                    key=lambda c: c["size"])
-        if not cs:
-            continue
-        color = cmap(i / max(1, len(keys) - 1))
-        x = [c["size"] for c in cs]
-        y = [c["median_accuracy"] for c in cs]
-        err = [[c["median_accuracy"] - c["min_accuracy"] for c in cs],
-               [c["max_accuracy"] - c["median_accuracy"] for c in cs]]
-        ax.errorbar(x, y, yerr=err, marker=_k_marker(k, ks), ms=4, capsize=2, color=color, lw=1.2,
-                    label=f"N={n}, K={k} (N·K={n * k})")
-        need = next((p for p in points if (p["N"], p["K"]) == (n, k)), None)
-        if need is not None and need["needed_size"] is not None:
-            yy = next(c["median_accuracy"] for c in cs if c["size"] == need["needed_size"])
-            ax.plot([need["needed_size"]], [yy], marker="*", ms=14, color=color, mec="black", ls="none")
-    ax.axhline(target, color="gray", ls="--", lw=1, label=f"target {target:g}")
-    ax.plot([], [], marker="*", ms=10, color="white", mec="black", ls="none", label="needed size (majority rule)")
-    ax.set_xscale("log")
-    sizes = [c["size"] for c in curves]
-    if sizes:
-        _int_ticks(ax, "x", sizes)
-        ax.tick_params(axis="x", labelsize=7, labelrotation=45)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("final accuracy (median over seeds; bars: min–max)")
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    png = folder / f"{name}.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return [png, csv_path]
-
-
-def _params_figure(folder: Path, data: dict[str, Any]) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    points = data["points"]
-    csv_path = write_csv(folder / "params_needed_vs_nk.csv", _POINT_COLS,
-                         ([r.get(c) for c in _POINT_COLS] for r in points))
-    ks = sorted({p["K"] for p in points})
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 5))
-    # (a) needed frozen width vs N*K, linear axes, with the width_slope fit.
-    fz = [p for p in points if p["condition"] == FROZEN]
-    for p in fz:
-        m = _k_marker(p["K"], ks)
-        if p["status"] == "censored_high":
-            ax0.plot([p["NK"]], [max(p["tried"])], marker=m, ls="none", color="tab:red", mfc="none")
-        else:
-            ax0.plot([p["NK"]], [p["needed_size"]], marker=m, ls="none", color=_COLORS[FROZEN],
-                     mfc=_COLORS[FROZEN] if p["status"] == "bracketed" else "none")
-    handles = [Line2D([], [], marker=_k_marker(k, ks), ls="none", color="gray", label=f"K={k}") for k in ks]
-    handles += [Line2D([], [], marker="o", ls="none", color=_COLORS[FROZEN], mfc="none",
-                       label="hollow: ≤ (smallest tried passes)"),
-                Line2D([], [], marker="o", ls="none", color="tab:red", mfc="none", label="red: > largest tried")]
-    ws = data["width_slope"]
-    if ws["slope"] is not None:
-        xs = np.linspace(0, max(p["NK"] for p in fz), 50)
-        ci = ws["ci95"]
-        ci_txt = "" if ci is None else f"\n(seed-bootstrap 95% CI [{ci[0]:.3g}, {ci[1]:.3g}])"
-        (line,) = ax0.plot(xs, ws["intercept"] + ws["slope"] * xs, color=_COLORS[FROZEN], lw=1,
-                           label=f"fit: {ws['slope']:.3g} ± {ws['stderr'] or 0:.2g} units/fact{ci_txt}")
-        handles.append(line)
-    ax0.set_xlabel("N·K (facts)")
-    ax0.set_ylabel(f"d_mlp needed (frozen embeddings + readout, d={data['config']['d_model']})")
-    ax0.set_title("MLP width needed for the target (frozen)")
-    ax0.legend(handles=handles, fontsize=7, loc="upper left")
-    ax0.grid(alpha=0.3)
-    # (b) parameters needed vs N*K, log-log, frozen vs learned; one marker per K.
-    handles = []
-    for cond in CONDITIONS:
-        color = _COLORS[cond]
-        sel = [p for p in points if p["condition"] == cond and p["params_non_embedding"] is not None]
-        for p in sel:
-            ax1.plot([p["NK"]], [p["params_non_embedding"]], marker=_k_marker(p["K"], ks), ls="none", color=color,
-                     mfc=color if p["status"] == "bracketed" else "none", ms=7)
-        handles.append(Line2D([], [], marker="o", ls="none", color=color,
-                              label=f"{cond}: attention+MLP+LN ({'trainable' if cond == FROZEN else 'non-embedding'})"))
-        fit = data["param_exponent"][cond]
-        if fit["slope"] is not None:
-            xs = np.array(sorted(fit["x"]))
-            (line,) = ax1.plot(xs, np.exp(fit["intercept"]) * xs ** fit["slope"], color=color, lw=1,
-                               label=f"{cond} fit: ∝ (N·K)^{fit['slope']:.2f}")
-            handles.append(line)
-        if cond == LEARNED:
-            for k in ks:
-                tot = sorted((p for p in sel if p["K"] == k and p["params_total"] is not None), key=lambda p: p["NK"])
-                if tot:
-                    ax1.plot([p["NK"] for p in tot], [p["params_total"] for p in tot], marker=_k_marker(k, ks),
-                             ls=":", color=color, mfc="none", alpha=0.5, ms=5)
-            handles.append(Line2D([], [], marker="o", ls=":", color=color, mfc="none", alpha=0.5,
-                                  label="learned: total (incl. N·d embeddings, readout)"))
-    handles += [Line2D([], [], marker=_k_marker(k, ks), ls="none", color="gray", label=f"K={k}") for k in ks]
-    handles.append(Line2D([], [], marker="o", ls="none", color="gray", mfc="none", label="hollow: upper bound"))
-    ax1.set_xscale("log")
-    ax1.set_yscale("log")
-    if points:
-        _int_ticks(ax1, "x", [p["NK"] for p in points])
-    ax1.set_xlabel("N·K (facts)")
-    ax1.set_ylabel("parameters of the smallest model reaching the target")
-    ax1.set_title("Parameters needed: frozen random vs learned embeddings")
-    ax1.legend(handles=handles, fontsize=7, loc="upper left")
-    ax1.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    png = folder / "params_needed_vs_nk.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return [png, csv_path]
+# Figures (from result.json only; drawn by georecall.plotting.frozen_control)
 
 
 def plot(result_dir: str | Path) -> list[Path]:
     """Accuracy vs width (frozen), accuracy vs d (learned), parameters needed vs N*K; each with its CSV."""
     folder = Path(result_dir)
-    data = load_result_json(folder)
-    target = data["config"]["target_accuracy"]
-    out: list[Path] = []
-    for cond, name, xlabel, title in (
-        (FROZEN, "frozen_accuracy_vs_width", "d_mlp (MLP width)",
-         f"Frozen embeddings + readout (d={data['config']['d_model']}): accuracy vs MLP width"),
-        (LEARNED, "learned_accuracy_vs_d", f"d_model (d_mlp = {data['config']['learned_mlp_ratio']}·d)",
-         "Learned embeddings + readout: accuracy vs d"),
-    ):
-        curves = [c for c in data["curves"] if c["condition"] == cond]
-        points = [p for p in data["points"] if p["condition"] == cond]
-        out += _accuracy_figure(folder, name, curves, points, xlabel, title, target)
-    out += _params_figure(folder, data)
-    return out
+    return frozen_control_plots.plot(load_result_json(folder), folder)

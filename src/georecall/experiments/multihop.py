@@ -76,7 +76,6 @@ Scales (``config(scale)``):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +84,9 @@ from typing import Any
 import numpy as np
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.experiments.base import SCALES, Provenance, load_result_json, write_csv
+from georecall.experiments.base import SCALES, Provenance, Recipe, load_result_json, smallest_size, validate_config
 from georecall.experiments.stats import majority_success
+from georecall.plotting import multihop as multihop_plots
 
 ID = "multihop"
 
@@ -121,14 +121,9 @@ FIG_PROBE = "backward_probe"
 # Configs
 
 
-def _tuple_of_ints(name: str, values: Sequence[int], minimum: int) -> None:
-    if len(values) == 0:
-        raise ValueError(f"{name} must name at least one value, got {values!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{name} must be distinct, got {list(values)}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise ValueError(f"{name} must hold integers >= {minimum}, got {v!r}")
+def _recipe(steps: int, eval_every: int = 100) -> Recipe:
+    return Recipe(steps=steps, lr=1e-2, weight_decay=0.1, warmup_steps=50, eval_every=eval_every,
+                  target_accuracy=0.99, success_accuracy=0.99)
 
 
 @dataclass(frozen=True)
@@ -136,86 +131,64 @@ class Config:
     """One scale of the multihop experiment: the world, the grid, the recipe and the analysis settings."""
 
     scale: str  # smoke | quick | paper
-    n_subjects: int  # N
-    n_relations: int  # K (>= 2: the pre-computation cost and the bound's regimes need K >= 2)
-    hops: tuple[int, ...]  # the k values, increasing
-    conditions: tuple[str, ...]  # subset of CONDITIONS
-    d_models: tuple[int, ...]  # residual widths swept (each divisible by n_heads)
-    d_mlps: tuple[int, ...]  # MLP hidden widths swept
-    seeds: tuple[int, ...]  # one run per seed and size; success = a strict majority reaches the target
-    n_heads: int = 2  # heads per layer
-    steps: int = 1200  # step budget per run
-    lr: float = 1e-2  # peak learning rate (AdamW)
-    weight_decay: float = 0.1  # AdamW decoupled decay (multi-hop without it stalls, see the docstring)
-    warmup_steps: int = 50  # linear warm-up, then cosine
-    eval_every: int = 100  # evaluation interval (full batch: the target is checked every step anyway)
-    target_accuracy: float = 0.99  # success threshold (whole-chain accuracy for CoT)
-    unembed_init_std: float = 1.0  # std of the frozen random readout (frozen conditions)
-    bits_per_coordinate: float = 1.0  # assumed bits per embedding coordinate when comparing d with gamma_L
-    probe_folds: int = 4  # cross-validation folds of the backward-code probe
-    probe_ridge: float = 0.1  # ridge penalty per training point (features standardised)
-    probe_shuffles: int = 20  # shuffled-label controls per probe
-    probe_margin: float = 0.1  # a probe beats chance and its control by at least this (bit accuracy or R^2)
+    n_subjects: int = field(metadata={"min": 2})  # N
+    # K (>= 2: the pre-computation cost and the bound's regimes need K >= 2).
+    n_relations: int = field(metadata={"min": 2})
+    hops: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True, "increasing": True})  # k
+    conditions: tuple[str, ...] = field(metadata={"nonempty": True, "distinct": True, "choices": CONDITIONS})
+    # Residual widths d swept (each divisible by n_heads) and MLP widths m swept.
+    d_models: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True})
+    d_mlps: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True})
+    # One run per seed and size; success = a strict majority reaches recipe.success_accuracy.
+    seeds: tuple[int, ...] = field(metadata={"min": 0, "nonempty": True, "distinct": True})
+    # AdamW with weight decay 0.1 (multi-hop without it stalls, see the docstring), cosine, full batch.
+    recipe: Recipe = field(default_factory=lambda: _recipe(1200))
+    n_heads: int = field(default=2, metadata={"min": 1})  # heads per layer
+    unembed_init_std: float = field(default=1.0, metadata={"min": 1e-12})  # std of the frozen random readout
+    # Assumed bits per embedding coordinate when comparing d with gamma_L.
+    bits_per_coordinate: float = field(default=1.0, metadata={"min": 1e-12})
+    probe_folds: int = field(default=4, metadata={"min": 2})  # cross-validation folds of the backward-code probe
+    probe_ridge: float = field(default=0.1, metadata={"min": 1e-12})  # ridge penalty per training point
+    probe_shuffles: int = field(default=20, metadata={"min": 1})  # shuffled-label controls per probe
+    # A probe beats chance and its control by at least this (bit accuracy or R^2).
+    probe_margin: float = field(default=0.1, metadata={"min": 0})
 
     def __post_init__(self) -> None:
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
-        if self.n_subjects < 2:
-            raise ValueError(f"n_subjects must be >= 2, got {self.n_subjects}")
-        if self.n_relations < 2:
-            raise ValueError(f"n_relations must be >= 2, got {self.n_relations}")
-        _tuple_of_ints("hops", self.hops, 1)
-        if list(self.hops) != sorted(self.hops):
-            raise ValueError(f"hops must be increasing, got {list(self.hops)}")
-        if not self.conditions or len(set(self.conditions)) != len(self.conditions):
-            raise ValueError(f"conditions must be distinct and non-empty, got {self.conditions!r}")
-        for c in self.conditions:
-            if c not in CONDITIONS:
-                raise ValueError(f"unknown condition {c!r}; choose from {CONDITIONS}")
-        _tuple_of_ints("d_models", self.d_models, 1)
-        _tuple_of_ints("d_mlps", self.d_mlps, 1)
-        _tuple_of_ints("seeds", self.seeds, 0)
-        if self.n_heads < 1:
-            raise ValueError(f"n_heads must be >= 1, got {self.n_heads}")
+        validate_config(self)
         bad = [d for d in self.d_models if d % self.n_heads]
         if bad:
             raise ValueError(f"d_models must be divisible by n_heads={self.n_heads}, got {bad}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        self.train_config()  # lr, weight decay, warm-up, eval_every, target: TrainConfig checks them
-        if not self.unembed_init_std > 0:
-            raise ValueError(f"unembed_init_std must be > 0, got {self.unembed_init_std}")
-        if not self.bits_per_coordinate > 0:
-            raise ValueError(f"bits_per_coordinate must be > 0, got {self.bits_per_coordinate}")
-        if not 2 <= self.probe_folds <= self.n_subjects:
+        if not self.probe_folds <= self.n_subjects:
             raise ValueError(f"probe_folds must be in [2, n_subjects={self.n_subjects}], got {self.probe_folds}")
-        if not self.probe_ridge > 0:
-            raise ValueError(f"probe_ridge must be > 0, got {self.probe_ridge}")
-        if self.probe_shuffles < 1:
-            raise ValueError(f"probe_shuffles must be >= 1, got {self.probe_shuffles}")
-        if self.probe_margin < 0:
-            raise ValueError(f"probe_margin must be >= 0, got {self.probe_margin}")
+
+    @property
+    def steps(self) -> int:
+        """The step budget (``recipe.steps``)."""
+        return self.recipe.steps
+
+    @property
+    def target_accuracy(self) -> float:
+        """The success level (``recipe.success_accuracy``)."""
+        return self.recipe.success_accuracy
 
     def train_config(self) -> TrainConfig:
         """The optimisation every run of this experiment uses."""
-        return TrainConfig(steps=self.steps, lr=self.lr, weight_decay=self.weight_decay,
-                           warmup_steps=self.warmup_steps, eval_every=self.eval_every,
-                           target_accuracy=self.target_accuracy)
+        return self.recipe.train_config()
 
 
 def config(scale: str) -> Config:
     """The config of ``scale`` (smoke, quick or paper); see the module docstring."""
     if scale == "smoke":
         return Config(scale="smoke", n_subjects=8, n_relations=2, hops=(1, 2), conditions=CONDITIONS,
-                      d_models=(16,), d_mlps=(32,), seeds=(0,), steps=120, eval_every=40, probe_folds=2,
+                      d_models=(16,), d_mlps=(32,), seeds=(0,), recipe=_recipe(120, 40), probe_folds=2,
                       probe_shuffles=4)
     if scale == "quick":
         return Config(scale="quick", n_subjects=32, n_relations=2, hops=(1, 2, 3), conditions=CONDITIONS,
-                      d_models=(4, 8, 16), d_mlps=(16, 64), seeds=(0, 1, 2), steps=1200)
+                      d_models=(4, 8, 16), d_mlps=(16, 64), seeds=(0, 1, 2), recipe=_recipe(1200))
     if scale == "paper":
         return Config(scale="paper", n_subjects=128, n_relations=3, hops=(1, 2, 3), conditions=CONDITIONS,
-                      d_models=(8, 16, 32, 64, 128), d_mlps=(32, 128, 512), seeds=(0, 1, 2), steps=4000,
-                      eval_every=200)
+                      d_models=(8, 16, 32, 64, 128), d_mlps=(32, 128, 512), seeds=(0, 1, 2),
+                      recipe=_recipe(4000, 200))
     raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
 
 
@@ -281,12 +254,24 @@ def _size_order(entry: dict[str, Any]) -> tuple:
 
 
 def smallest_successful(entries: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """The successful entry with the fewest trainable parameters (ties: total, d_model, d_mlp); None if none.
+    """The smallest working grid point by the shared rule; None if none qualifies.
 
-    Each entry needs ``success`` (bool), ``trainable_params``, ``total_params``, ``d_model`` and ``d_mlp``.
+    The rule (:func:`~georecall.experiments.base.smallest_size`) over the (d_model, d_mlp) grid, ranked by
+    (trainable, total, d_model, d_mlp): the cheapest point that works and from which every point at
+    least as wide in both d and m works too. The entry returned carries ``rule`` (status, the first
+    success's trainable parameters, and the failing points above it). Each entry needs ``success``
+    (bool), ``trainable_params``, ``total_params``, ``d_model`` and ``d_mlp``.
     """
-    ok = [e for e in entries if e["success"]]
-    return min(ok, key=_size_order) if ok else None
+    es = {(e["d_model"], e["d_mlp"]): e for e in entries}
+    if not es:
+        return None
+    est = smallest_size(list(es), [e["success"] for e in es.values()], cost=lambda s: _size_order(es[s]))
+    if est.size is None:
+        return None
+    first = es[est.first_success]
+    return {**es[est.size], "rule": {"status": est.status, "first_success_trainable_params": first["trainable_params"],
+                                     "non_monotone": est.non_monotone,
+                                     "failed_above": [list(v) for v in est.failed_above]}}
 
 
 def _row_condition(row: dict[str, Any]) -> str:
@@ -602,7 +587,7 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
             entry = {"k": k, "condition": cond, "found": True,
                      **{key: best[key] for key in ("d_model", "d_mlp", "n_layers", "trainable_params", "total_params",
                                                    "non_embedding_trainable_params", "seeds", "accuracy", "steps",
-                                                   "n_success", "n_runs")}}
+                                                   "n_success", "n_runs", "rule")}}
             entry["bound_assumed"] = bound_check(cfg, best, cfg.bits_per_coordinate)
             entry["bound_float32"] = bound_check(cfg, best, 32.0)
             if cond.startswith("cot"):  # greedy generation, every seed of the smallest successful size
@@ -634,9 +619,8 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
                            "embedding_bits": b_e, "gamma_L": gl, "below_gamma_L": bool(gl is not None and b_e < gl),
                            **_probe_run(cfg, load_run(out_dir / row["run_dir"]), s)})
 
-    recipe = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "warmup_steps": cfg.warmup_steps,
-              "schedule": "cosine", "n_heads": cfg.n_heads, "unembed_init_std": cfg.unembed_init_std,
-              "layernorm": True, "batch": "full", "eval_every": cfg.eval_every,
+    recipe = {**cfg.recipe.describe(), "n_heads": cfg.n_heads, "unembed_init_std": cfg.unembed_init_std,
+              "layernorm": True, "batch": "full",
               "probe": {"folds": cfg.probe_folds, "ridge": cfg.probe_ridge, "shuffles": cfg.probe_shuffles,
                         "margin": cfg.probe_margin}}
     return Result(scale=cfg.scale, n_subjects=cfg.n_subjects, n_relations=cfg.n_relations, hops=list(cfg.hops),
@@ -648,157 +632,13 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Figures (from result.json only)
-
-
-_STYLE = {"direct-frozen": ("tab:blue", "o"), "direct-learned": ("tab:orange", "s"),
-          "cot-frozen": ("tab:green", "^"), "cot-learned": ("tab:red", "v")}
-
-
-def _plot_capacity(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
-    hops = res["hops"]
-    theory = {t["k"]: t for t in res["theory"]}
-    b = res["bits_per_coordinate"]
-    csv_rows: list[tuple] = []
-    fig, (ax_p, ax_e) = plt.subplots(1, 2, figsize=(12, 4.8))
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.11, top=0.92, wspace=0.25)
-    for i, cond in enumerate(res["conditions"]):
-        pts = [(s["k"], s["trainable_params"], s["d_model"]) for s in res["smallest"]
-               if s["condition"] == cond and s["found"]]
-        color, marker = _STYLE.get(cond, ("black", "x"))
-        shift = 0.05 * (i - (len(res["conditions"]) - 1) / 2)  # equal values stay visible side by side
-        if pts:
-            ax_p.plot([p[0] + shift for p in pts], [p[1] for p in pts], marker=marker, color=color,
-                      label=f"trained, {cond} (trainable params)")
-            ax_e.plot([p[0] + shift for p in pts], [b * p[2] for p in pts], marker=marker, color=color,
-                      label=f"trained, {cond}: d x {b:g} bit")
-        for s in res["smallest"]:
-            if s["condition"] == cond:
-                csv_rows.append(("trained_" + cond, s["k"], s.get("trainable_params"), "trainable parameters"))
-                csv_rows.append(("trained_" + cond + "_d_model", s["k"], s.get("d_model"), "coordinates"))
-    for name, style in (("kv_memory", "--"), ("precompute", "-."), ("cot", ":")):
-        vals = [theory[k][f"{name}_total_params"] for k in hops]
-        ax_p.plot(hops, vals, style, color="gray" if name != "cot" else "black",
-                  label=f"construction {name.replace('_', '-')} (dense params)")
-        csv_rows += [(f"construction_{name}_total_params", k, v, "parameters") for k, v in zip(hops, vals, strict=True)]
-        bits = [theory[k][f"{name}_embedding_bits"] for k in hops]
-        csv_rows += [(f"construction_{name}_embedding_bits", k, v, "bits") for k, v in zip(hops, bits, strict=True)]
-        if any(v > 0 for v in bits):
-            ax_e.plot(hops, [v if v > 0 else math.nan for v in bits], style, color="gray" if name != "cot" else "black",
-                      label=f"construction {name.replace('_', '-')}: B_e (bits)")
-    g_g = [theory[k]["gamma_G"] for k in hops]
-    g_l = [theory[k]["gamma_L"] if theory[k]["gamma_L"] is not None else math.nan for k in hops]
-    ax_e.plot(hops, g_g, "k-", lw=2, alpha=0.5, label="bound: gamma_G (bits)")
-    ax_e.plot(hops, g_l, "k-", lw=2, label="bound: gamma_L (bits; P = 0 above)")
-    csv_rows += [("bound_gamma_G", k, v, "bits") for k, v in zip(hops, g_g, strict=True)]
-    csv_rows += [("bound_gamma_L", k, theory[k]["gamma_L"], "bits") for k in hops]
-    req0 = [theory[k]["required_bits_at_zero_embedding"] for k in hops]
-    ax_p.plot(hops, [v / 32 for v in req0], "k-", lw=2,
-              label="bound: P at B_e = 0, in float32 params (bits / 32)")
-    csv_rows += [("bound_required_bits_at_B_e_0", k, v, "bits") for k, v in zip(hops, req0, strict=True)]
-    for ax in (ax_p, ax_e):
-        ax.set_yscale("log")
-        ax.set_xticks(hops)
-        ax.set_xlabel("hops k")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    n, kk = res["n_subjects"], res["n_relations"]
-    ax_p.set_ylabel("parameters")
-    ax_p.set_title(f"Smallest model reaching {res['target_accuracy']:.0%} (N={n}, K={kk})")
-    ax_e.set_ylabel(f"bits per subject embedding (trained: d coordinates x {b:g} bit)")
-    ax_e.set_title("Embedding: trained d vs gamma_G, gamma_L (float32 would be 32 bits/coordinate)", fontsize=9)
-    png = folder / f"{FIG_CAPACITY}.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return [png, write_csv(folder / f"{FIG_CAPACITY}.csv", ("series", "k", "value", "unit"), csv_rows)]
-
-
-def _plot_grid(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
-    conds, hops, ds, ws = res["conditions"], res["hops"], res["d_models"], res["d_mlps"]
-    fig, axes = plt.subplots(len(conds), len(hops), figsize=(3.2 * len(hops), 2.6 * len(conds)), squeeze=False)
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.9, hspace=0.5, wspace=0.35)
-    csv_rows = []
-    for i, cond in enumerate(conds):
-        for j, k in enumerate(hops):
-            ax = axes[i][j]
-            grid = np.full((len(ds), len(ws)), np.nan)
-            for e in res["sizes"]:
-                if e["condition"] == cond and e["k"] == k:
-                    frac = e["n_success"] / e["n_runs"] if e["n_runs"] else 0.0
-                    grid[ds.index(e["d_model"]), ws.index(e["d_mlp"])] = frac
-                    csv_rows.append((cond, k, e["d_model"], e["d_mlp"], e["n_success"], e["n_runs"],
-                                     int(e["success"]), e["trainable_params"], e["total_params"]))
-            ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
-            for a in range(len(ds)):
-                for c in range(len(ws)):
-                    if not np.isnan(grid[a, c]):
-                        ax.text(c, a, f"{grid[a, c]:.2f}", ha="center", va="center", fontsize=7,
-                                color="white" if grid[a, c] < 0.5 else "black")
-            ax.set_xticks(range(len(ws)), [str(w) for w in ws], fontsize=7)
-            ax.set_yticks(range(len(ds)), [str(d) for d in ds], fontsize=7)
-            ax.set_title(f"{cond}, k={k}", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("d_model")
-            if i == len(conds) - 1:
-                ax.set_xlabel("d_mlp")
-    fig.suptitle(f"Fraction of seeds reaching {res['target_accuracy']:.0%} (N={res['n_subjects']}, "
-                 f"K={res['n_relations']}, {res['steps']} steps)")
-    png = folder / f"{FIG_GRID}.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    header = ("condition", "k", "d_model", "d_mlp", "n_success", "n_runs", "success", "trainable_params",
-              "total_params")
-    return [png, write_csv(folder / f"{FIG_GRID}.csv", header, csv_rows)]
-
-
-def _plot_probe(res: dict[str, Any], folder: Path, plt: Any) -> list[Path]:
-    probes = res["probes"]
-    fig, axes = plt.subplots(1, len(CODE_BOOKS), figsize=(6 * len(CODE_BOOKS), 4.5), squeeze=False)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3, top=0.92, wspace=0.2)
-    csv_rows = []
-    for p in probes:
-        csv_rows.append((p["k"], p["d_model"], p["d_mlp"], p["seed"], p["embedding_bits"], p["gamma_L"],
-                         int(p["below_gamma_L"]),
-                         *[p[f"{b}_{f}"] for b in CODE_BOOKS for f in ("score", "control_mean", "control_max")],
-                         int(p["readout_holds_backward_codes"])))
-    for ax, book in zip(axes[0], CODE_BOOKS, strict=True):
-        if probes:
-            x = np.arange(len(probes))
-            ax.bar(x - 0.2, [p[f"{book}_score"] for p in probes], 0.4, label="probe (held out)")
-            ax.bar(x + 0.2, [p[f"{book}_control_mean"] for p in probes], 0.4, label="shuffled control (mean)")
-            ax.scatter(x + 0.2, [p[f"{book}_control_max"] for p in probes], marker="_", color="k", s=80,
-                       label="shuffled control (max)", zorder=3)
-            ax.set_xticks(x, [f"k{p['k']} d{p['d_model']} w{p['d_mlp']} s{p['seed']}" for p in probes],
-                          rotation=90, fontsize=6)
-            metric = probes[0][f"{book}_metric"]
-            floor = (0.5 if metric == "bit_accuracy" else 0.0) + res["recipe"]["probe"]["margin"]
-            ax.axhline(floor, color="red", lw=1, ls="--", label="flag needs at least (chance + margin)")
-            ax.legend(fontsize=7)
-            ax.set_ylabel(metric.replace("_", " ") + " (held out)")
-        else:
-            ax.text(0.5, 0.5, "no successful direct-learned model to probe", ha="center", va="center",
-                    transform=ax.transAxes)
-            ax.set_ylabel("score")
-        ax.set_xlabel("successful direct-learned runs")
-        ax.set_title(f"Backward codes in u_a, code book '{book}'", fontsize=9)
-    png = folder / f"{FIG_PROBE}.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    header = ("k", "d_model", "d_mlp", "seed", "embedding_bits", "gamma_L", "below_gamma_L",
-              *[f"{b}_{f}" for b in CODE_BOOKS for f in ("score", "control_mean", "control_max")], "flagged")
-    return [png, write_csv(folder / f"{FIG_PROBE}.csv", header, csv_rows)]
+# Figures (from result.json only; drawn by georecall.plotting.multihop)
 
 
 def plot(result_dir: str | Path) -> list[Path]:
     """The capacity-depth figure, the success grid and the backward-code probes, each PNG beside its CSV."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder = Path(result_dir)
-    res = load_result_json(folder)
-    return [*_plot_capacity(res, folder, plt), *_plot_grid(res, folder, plt), *_plot_probe(res, folder, plt)]
+    return multihop_plots.plot(load_result_json(folder), folder)
 
 
 def summarize(result: Result) -> str:

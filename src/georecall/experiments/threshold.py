@@ -49,12 +49,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, resolve_device_name
+import numpy as np
+
+from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from georecall.experiments import stats
-from georecall.experiments.base import Provenance, load_result_json, write_csv
-from georecall.results.store import ResultStore
+from georecall.experiments.base import (
+    Provenance,
+    Recipe,
+    SmallestSize,
+    load_result_json,
+    smallest_size,
+    validate_config,
+)
+from georecall.plotting import threshold as threshold_plots
+from georecall.results.store import STORE_NAME, ResultStore
 from georecall.theory import construction_cost, gamma_global, gamma_local, information_bits
-from georecall.training.sweep import STORE_NAME
 
 ID = "threshold"
 SCHEMA_VERSION = 1
@@ -99,80 +108,53 @@ ACC_TOL = 1e-9
 # Config
 
 
-def _positive_ints(name: str, values: Sequence[int], minimum: int) -> None:
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
-        raise ValueError(f"{name} must be a non-empty tuple of integers >= {minimum}, got {values!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{name} must not repeat values, got {values!r}")
-
-
 @dataclass(frozen=True)
 class ThresholdConfig:
     """One scale of the threshold experiment: the (N, K, d, condition, seed) grid and the training recipe."""
 
     scale: str  # smoke | quick | paper
-    n_subjects: tuple[int, ...]  # N values
-    n_relations: tuple[int, ...]  # K values
-    seeds: tuple[int, ...]  # seeds per point (world, init and frozen readout all drawn from the seed)
-    d_window: tuple[float, ...]  # d grid at (N, K, condition) = round(w * d_hat) for these w (see d_grid)
+    n_subjects: tuple[int, ...] = field(metadata={"min": 2, "nonempty": True, "distinct": True})  # N values
+    n_relations: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True})  # K values
+    # Seeds per point (world, init and frozen readout all drawn from the seed).
+    seeds: tuple[int, ...] = field(metadata={"min": 0, "nonempty": True, "distinct": True})
+    # d grid at (N, K, condition) = round(w * d_hat) for these w (see d_grid).
+    d_window: tuple[float, ...] = field(metadata={"min": 1e-9, "nonempty": True})
+    recipe: Recipe = field(default_factory=lambda: Recipe(steps=500, lr=3e-2, target_accuracy=0.99, eval_every=100))
     d_centers: tuple[tuple[str, float, float], ...] = PILOT_CENTERS  # (condition, a, b): d_hat = a + b K log2 N
-    conditions: tuple[str, ...] = tuple(CONDITIONS)  # which of CONDITIONS to train (the primary must be one)
-    d_min: int = 2  # smallest d tried (small grids collapse onto consecutive integers)
-    mlp_ratio: int = 4  # d_mlp = mlp_ratio * d
-    steps: int = 500  # step budget per run (full batch); d* is "within this budget"
-    lr: float = 3e-2  # AdamW peak learning rate
-    warmup_steps: int = 50  # linear warm-up
-    schedule: Literal["cosine", "constant"] = "cosine"  # after warm-up (cosine to 0.1 lr over the budget)
-    weight_decay: float = 0.0  # AdamW decoupled weight decay
-    eval_every: int = 100  # metrics rows (full batch: the stop check runs every step anyway)
-    target_accuracy: float = 0.99  # members stop training here
-    success_accuracy: float = 0.99  # a seed succeeds at a d when its final accuracy is >= this
-    device: str = "auto"  # train.device (not part of a run's identity)
+    # Which of CONDITIONS to train (the primary must be one).
+    conditions: tuple[str, ...] = field(default=tuple(CONDITIONS),
+                                        metadata={"nonempty": True, "distinct": True, "choices": tuple(CONDITIONS)})
+    d_min: int = field(default=2, metadata={"min": 1})  # smallest d tried (small grids collapse onto consecutive ints)
+    mlp_ratio: int = field(default=4, metadata={"min": 1})  # m = mlp_ratio * d
+    n_bootstrap: int = field(default=500, metadata={"min": 0})  # seed-bootstrap replicates of the law comparison
+    bootstrap_seed: int = field(default=0, metadata={"min": 0})  # numpy seed of the bootstrap (deterministic)
 
     def __post_init__(self) -> None:
-        if self.scale not in ("smoke", "quick", "paper"):
-            raise ValueError(f"scale must be smoke, quick or paper, got {self.scale!r}")
-        _positive_ints("n_subjects", self.n_subjects, 2)
-        _positive_ints("n_relations", self.n_relations, 1)
-        _positive_ints("seeds", self.seeds, 0)
-        if not self.d_window or any(not (isinstance(w, (int, float)) and w > 0 and math.isfinite(w))
-                                    for w in self.d_window):
-            raise ValueError(f"d_window must be a non-empty tuple of positive numbers, got {self.d_window!r}")
-        def _triple(c: Any) -> bool:
-            return (isinstance(c, tuple) and len(c) == 3 and isinstance(c[0], str)
-                    and all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in c[1:]))
-
-        if not all(_triple(c) for c in self.d_centers):
+        validate_config(self)
+        if any(len(c) != 3 or c[1] < 0 or c[2] < 0 or not all(map(math.isfinite, c[1:])) for c in self.d_centers):
             raise ValueError(f"d_centers must hold (condition, a >= 0, b >= 0) triples, got {self.d_centers!r}")
         centers = {c[0]: c[1:] for c in self.d_centers}
-        unknown = [c for c in self.conditions if c not in CONDITIONS]
-        if not self.conditions or unknown or len(set(self.conditions)) != len(self.conditions):
-            raise ValueError(f"conditions must be distinct names from {tuple(CONDITIONS)}, got {self.conditions!r}")
         if PRIMARY not in self.conditions:
             raise ValueError(f"conditions must include the primary condition {PRIMARY!r}, got {self.conditions!r}")
         missing = [c for c in self.conditions if c not in centers]
         if missing:
             raise ValueError(f"d_centers has no centre for condition(s) {missing}")
-        if self.d_min < 1:
-            raise ValueError(f"d_min must be >= 1, got {self.d_min}")
-        if self.mlp_ratio < 1:
-            raise ValueError(f"mlp_ratio must be >= 1, got {self.mlp_ratio}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if not 0 < self.success_accuracy <= 1:
-            raise ValueError(f"success_accuracy must be in (0, 1], got {self.success_accuracy}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
-        resolve_device_name(self.device)
-        self.train_config()  # lr, warm-up, weight decay, target: TrainConfig checks them
 
     def train_config(self) -> TrainConfig:
         """The TrainConfig every run of this scale uses."""
-        return TrainConfig(steps=self.steps, lr=self.lr, warmup_steps=self.warmup_steps, schedule=self.schedule,
-                           weight_decay=self.weight_decay, eval_every=self.eval_every,
-                           target_accuracy=self.target_accuracy, device=self.device)
+        return self.recipe.train_config()
 
-    def recipe(self) -> dict[str, Any]:
+    @property
+    def steps(self) -> int:
+        """The step budget (``recipe.steps``)."""
+        return self.recipe.steps
+
+    @property
+    def success_accuracy(self) -> float:
+        """The success level (``recipe.success_accuracy``)."""
+        return self.recipe.success_accuracy
+
+    def describe_recipe(self) -> dict[str, Any]:
         """The training recipe d* depends on, as plain JSON (reported beside every threshold)."""
         return {
             "architecture": f"1 layer, 1 head, ReLU MLP of width {self.mlp_ratio}·d, learned token and position "
@@ -180,10 +162,7 @@ class ThresholdConfig:
             "n_layers": 1, "n_heads": 1, "mlp_ratio": self.mlp_ratio, "init_std": "d ** -0.5",
             "unembed_init_std": "d ** -0.5", "embed_init_std": ModelConfig().embed_init_std,
             "optimizer": "AdamW, full batch (all N·K queries every step), loss on the answer position",
-            "steps": self.steps, "lr": self.lr, "warmup_steps": self.warmup_steps, "schedule": self.schedule,
-            "min_lr_ratio": TrainConfig().min_lr_ratio, "betas": list(TrainConfig().betas),
-            "weight_decay": self.weight_decay, "target_accuracy": self.target_accuracy,
-            "success_accuracy": self.success_accuracy, "seeds": list(self.seeds),
+            **self.recipe.describe(), "seeds": list(self.seeds),
         }
 
 
@@ -191,14 +170,17 @@ def config(scale: str) -> ThresholdConfig:
     """The threshold experiment at ``smoke``, ``quick`` or ``paper`` scale (module docstring)."""
     if scale == "smoke":
         return ThresholdConfig(scale="smoke", n_subjects=(8, 16), n_relations=(2,), seeds=(0, 1),
-                               d_window=(0.5, 1.5), steps=80, warmup_steps=10, eval_every=40)
+                               d_window=(0.5, 1.5), n_bootstrap=50,
+                               recipe=Recipe(steps=80, lr=3e-2, warmup_steps=10, eval_every=40, target_accuracy=0.99))
     if scale == "quick":
         return ThresholdConfig(scale="quick", n_subjects=(16, 32, 64, 128), n_relations=(2, 4, 8), seeds=(0, 1, 2),
-                               d_window=(0.6, 0.75, 0.9, 1.1, 1.35, 1.7), steps=400)
+                               d_window=(0.6, 0.75, 0.9, 1.1, 1.35, 1.7),
+                               recipe=Recipe(steps=400, lr=3e-2, eval_every=100, target_accuracy=0.99))
     if scale == "paper":
         return ThresholdConfig(scale="paper", n_subjects=(64, 128, 256, 512, 1024, 2048, 4096), n_relations=(2, 4, 8),
                                seeds=(0, 1, 2), d_window=(0.4, 0.5, 0.6, 0.75, 0.9, 1.1, 1.35, 1.7, 2.1),
-                               steps=2000)
+                               n_bootstrap=1000,
+                               recipe=Recipe(steps=2000, lr=3e-2, eval_every=100, target_accuracy=0.99))
     raise ValueError(f"scale must be smoke, quick or paper, got {scale!r}")
 
 
@@ -260,20 +242,21 @@ def majority_success(accuracies: Sequence[float], success_accuracy: float) -> bo
 
 @dataclass(frozen=True)
 class ThresholdEstimate:
-    """The threshold read off one (N, K, condition) curve."""
+    """The threshold read off one (N, K, condition) curve by the shared rule (:func:`smallest_size`)."""
 
-    d_star: int | None  # smallest tested d where a strict majority of seeds succeeded; None if none did
+    d_star: int | None  # smallest tested d from which every larger tested d works; None if the largest fails
+    first_success: int | None  # smallest tested d that works, failures above ignored
+    status: str  # bracketed | censored_low (an upper bound) | censored_high (above the tested range)
     tested: tuple[int, ...]  # the d values with at least one seed, ascending
     successes: tuple[bool, ...]  # majority success at each tested d
-    non_monotone: bool  # some tested d above d_star failed the majority rule
+    non_monotone: bool  # some tested d above first_success failed the majority rule
     failed_above: tuple[int, ...]  # those d
-    at_grid_min: bool  # d_star is the smallest tested d: the threshold may lie lower (an upper bound)
+    at_grid_min: bool  # status == censored_low: the threshold may lie lower (an upper bound)
 
 
 def extract_threshold(table: Iterable[tuple[int, int, float]], success_accuracy: float = 0.99) -> ThresholdEstimate:
-    """d* from a table of ``(d, seed, accuracy)`` rows: the smallest d where a strict majority succeeded.
+    """d* from a table of ``(d, seed, accuracy)`` rows by the shared smallest-size rule (majority of seeds).
 
-    Failures above d* do not move it; they are reported in ``failed_above`` (``non_monotone``).
     A repeated ``(d, seed)`` raises ValueError.
     """
     by_d: dict[int, dict[int, float]] = {}
@@ -284,11 +267,99 @@ def extract_threshold(table: Iterable[tuple[int, int, float]], success_accuracy:
         seeds[seed] = float(acc)
     tested = tuple(sorted(by_d))
     ok = tuple(majority_success(list(by_d[d].values()), success_accuracy) for d in tested)
-    wins = [d for d, s in zip(tested, ok, strict=True) if s]
-    d_star = wins[0] if wins else None
-    failed_above = () if d_star is None else tuple(d for d, s in zip(tested, ok, strict=True) if d > d_star and not s)
-    return ThresholdEstimate(d_star=d_star, tested=tested, successes=ok, non_monotone=bool(failed_above),
-                             failed_above=failed_above, at_grid_min=d_star is not None and d_star == tested[0])
+    if not tested:
+        return ThresholdEstimate(None, None, "censored_high", (), (), False, (), False)
+    est: SmallestSize = smallest_size(tested, ok)
+    return ThresholdEstimate(d_star=est.size, first_success=est.first_success, status=est.status, tested=tested,
+                             successes=ok, non_monotone=est.non_monotone, failed_above=est.failed_above,
+                             at_grid_min=est.status == "censored_low")
+
+
+def seed_table_threshold(rows: Sequence[tuple[int, Sequence[float | None]]], seed_idx: Sequence[int],
+                         success_accuracy: float) -> ThresholdEstimate:
+    """:func:`extract_threshold` of a cell whose seeds are resampled: ``rows`` are (d, per-seed accuracies)."""
+    table = [(d, j, -1.0 if accs[i] is None else accs[i]) for d, accs in rows for j, i in enumerate(seed_idx)]
+    return extract_threshold(table, success_accuracy)
+
+
+def _fit_laws(cells: Sequence[tuple[int, int, int]]) -> dict[str, float] | None:
+    """Fit the log law and the power law to bracketed (N, K, d*) cells, per-K intercepts/prefactors.
+
+    Log law: ``d* = a_K + b K log2 N`` (a per K, one slope b in K log2 N). Power law (the rival):
+    ``log d* = c_K + β log N`` (c per K, one exponent β). Both have K-count + 1 parameters; their
+    squared errors are compared in d* units.
+    """
+    ks = sorted({k for _, k, _ in cells})
+    if len(cells) < len(ks) + 2 or any(len({n for n, kk, _ in cells if kk == k}) < 2 for k in ks):
+        return None
+    y = np.array([d for _, _, d in cells], dtype=float)
+    dummies = np.array([[1.0 if k == kk else 0.0 for kk in ks] for _, k, _ in cells])
+    x_log = np.column_stack([dummies, [k * math.log2(n) for n, k, _ in cells]])
+    coef_log, *_ = np.linalg.lstsq(x_log, y, rcond=None)
+    x_pow = np.column_stack([dummies, [math.log(n) for n, _, _ in cells]])
+    coef_pow, *_ = np.linalg.lstsq(x_pow, np.log(y), rcond=None)
+    sse_log = float(((x_log @ coef_log - y) ** 2).sum())
+    sse_pow = float(((np.exp(x_pow @ coef_pow) - y) ** 2).sum())
+    return {"log_slope": float(coef_log[-1]), "beta": float(coef_pow[-1]), "sse_log": sse_log, "sse_power": sse_pow}
+
+
+def law_comparison(curves: Mapping[tuple[int, int], Sequence[tuple[int, Sequence[float | None]]]], n_seeds: int,
+                   success_accuracy: float, n_boot: int, seed: int) -> dict[str, Any]:
+    """The log law against the power law for one condition, with a seed bootstrap.
+
+    ``curves[(N, K)]`` lists ``(d, per-seed accuracies)`` with the seeds in one order. Each bootstrap
+    replicate redraws every cell's seeds with replacement (one draw per cell, shared by its d: a seed
+    is one world and one init), re-applies the smallest-size rule, keeps the bracketed cells and refits.
+    Returns the fit on the data, 95 % percentile intervals of the slope and of β, and the share of
+    replicates in which the log law's squared error is the smaller.
+    """
+    ident = list(range(n_seeds))
+    base = {key: seed_table_threshold(rows, ident, success_accuracy) for key, rows in curves.items()}
+    bracketed = [(n, k, e.d_star) for (n, k), e in sorted(base.items()) if e.status == "bracketed"]
+    out: dict[str, Any] = {"n_cells": len(curves), "n_bracketed": len(bracketed), "cells": [list(c) for c in bracketed],
+                           "log_slope": None, "beta": None, "sse_log": None, "sse_power": None,
+                           "log_slope_ci95": None, "beta_ci95": None, "log_wins_fraction": None, "n_boot": 0,
+                           "kind": "log law d* = a_K + b·K log2 N against power law d* = c_K·N^β, bracketed cells, "
+                                   "seed bootstrap (majority rule re-applied per replicate)"}
+    fit = _fit_laws(bracketed)
+    if fit is None:
+        return out
+    out.update(fit)
+    rng = np.random.default_rng(seed)
+    slopes, betas, wins = [], [], []
+    for _ in range(n_boot):
+        cells = []
+        for (n, k), rows in sorted(curves.items()):
+            e = seed_table_threshold(rows, rng.integers(0, n_seeds, n_seeds).tolist(), success_accuracy)
+            if e.status == "bracketed":
+                cells.append((n, k, e.d_star))
+        f = _fit_laws(cells)
+        if f is None:
+            continue
+        slopes.append(f["log_slope"])
+        betas.append(f["beta"])
+        wins.append(f["sse_log"] <= f["sse_power"])
+    out["n_boot"] = len(slopes)
+    if len(slopes) >= 2:
+        out["log_slope_ci95"] = [float(np.percentile(slopes, 2.5)), float(np.percentile(slopes, 97.5))]
+        out["beta_ci95"] = [float(np.percentile(betas, 2.5)), float(np.percentile(betas, 97.5))]
+        out["log_wins_fraction"] = float(np.mean(wins))
+    return out
+
+
+def laws_for(points: Sequence[Mapping[str, Any]], cfg: ThresholdConfig) -> dict[str, dict[str, Any]]:
+    """:func:`law_comparison` per trained condition, from the accuracy-vs-d points (seeds aligned to cfg.seeds)."""
+    out = {}
+    for cond in cfg.conditions:
+        curves: dict[tuple[int, int], list[tuple[int, list[float | None]]]] = {}
+        for p in points:
+            if p["condition"] != cond:
+                continue
+            acc = dict(zip(p["seeds"], p["accuracy"], strict=True))
+            curves.setdefault((p["n_subjects"], p["n_relations"]), []).append(
+                (p["d_model"], [acc.get(s) for s in cfg.seeds]))
+        out[cond] = law_comparison(curves, len(cfg.seeds), cfg.success_accuracy, cfg.n_bootstrap, cfg.bootstrap_seed)
+    return out
 
 
 def fit_line(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int | None] | None:
@@ -372,6 +443,7 @@ def thresholds(points: Sequence[Mapping[str, Any]], success_accuracy: float) -> 
             "gamma_global": gamma_global(n, k, 1),
             "gamma_local": gamma_local(n, k, 1),
             "information_bits": information_bits(n, k),
+            "first_success": est.first_success, "status": est.status,
             "d_tested": list(est.tested), "d_majority_success": list(est.successes),
             "non_monotone": est.non_monotone, "failed_above": list(est.failed_above),
             "at_grid_min": est.at_grid_min,
@@ -411,6 +483,7 @@ class ThresholdResult:
     #   no d worked), k_log2_n, selector_d, gamma_global/local (bits!), d_tested, non_monotone, at_grid_min, ...
     d_star_by_condition: dict[str, list[dict[str, Any]]]  # the same for every trained condition
     fits: dict[str, dict[str, Any]]  # per condition: d* ~ K log2 N and d* ~ N (slope, intercept, r2, n_points)
+    laws: dict[str, dict[str, Any]]  # per condition: log law vs power law N^β with seed-bootstrap intervals (C7)
     recipe: dict[str, Any]  # architecture and optimiser; d* holds within this recipe only
     step_budget: int  # steps per run; d* is "smallest d reaching success_accuracy within this many steps"
     success_rule: str  # the majority rule in words
@@ -471,11 +544,13 @@ def analyze(cfg: ThresholdConfig, rows: list[dict[str, Any]], out_dir: Path) -> 
     entries = thresholds(points, cfg.success_accuracy)
     by_cond = {c: [e for e in entries if e["condition"] == c] for c in cfg.conditions}
     n_seeds = len(cfg.seeds)
-    rule = (f"d* = smallest tested d at which more than half of the {n_seeds} seeds reach accuracy >= "
-            f"{cfg.success_accuracy} within {cfg.steps} steps; null if no tested d does")
+    rule = (f"d* = smallest tested d from which every larger tested d works (more than half of the {n_seeds} "
+            f"seeds reach accuracy >= {cfg.success_accuracy} within {cfg.steps} steps); first success beside it; "
+            "null if the largest tested d fails")
     return ThresholdResult(
         scale=cfg.scale, primary_condition=PRIMARY, d_star=by_cond[PRIMARY], d_star_by_condition=by_cond,
-        fits={c: fits_for(es) for c, es in by_cond.items()}, recipe=cfg.recipe(), step_budget=cfg.steps,
+        fits={c: fits_for(es) for c, es in by_cond.items()}, laws=laws_for(points, cfg),
+        recipe=cfg.describe_recipe(), step_budget=cfg.steps,
         success_rule=rule, conditions={c: CONDITION_LABELS[c] for c in cfg.conditions}, grid=_grid_summary(cfg),
         points=points, n_runs=len(runs(cfg)), n_failed_runs=len(errors), notes=_notes(by_cond, errors))
 
@@ -509,167 +584,13 @@ def summarize(result: ThresholdResult) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Figures (from result.json only)
+# Figures (from result.json only; drawn by georecall.plotting.threshold)
 
-ACC_FIGURE = "accuracy_vs_d"
-DSTAR_FIGURE = "d_star_vs_k_log2_n"
-FITS_TABLE = "d_star_fits.csv"
-#: Colour and marker of each condition in every figure (threshold and capacity).
-CONDITION_STYLES = {"ln_learned": ("tab:blue", "o"), "ln_frozen": ("tab:orange", "s"),
-               "noln_learned": ("tab:green", "^"), "noln_frozen": ("tab:red", "v")}
-
-
-def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
-    """A bare Agg Figure (no pyplot state) and its grid of axes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def plot_accuracy(data: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Accuracy against d: one panel per (condition, K), one line per N (mean over seeds, seeds as dots)."""
-    from matplotlib.ticker import ScalarFormatter
-
-    points = data["points"]
-    conds = list(data["d_star_by_condition"])
-    ks = sorted({p["n_relations"] for p in points}) or [0]
-    ns = sorted({p["n_subjects"] for p in points})
-    csv_path = write_csv(folder / f"{ACC_FIGURE}.csv",
-                          ["condition", "n_subjects", "n_relations", "d_model", "seed", "accuracy", "steps",
-                           "stop_reason", "majority_success"],
-                          [(p["condition"], p["n_subjects"], p["n_relations"], p["d_model"], s, a, st, r,
-                            majority_success(p["accuracy"], data["recipe"]["success_accuracy"]))
-                           for p in points
-                           for s, a, st, r in zip(p["seeds"], p["accuracy"], p["steps"], p["stop_reason"],
-                                                  strict=True)])
-    fig, axes = _figure(len(conds), len(ks), max(7.0, 3.6 * len(ks)), 2.6 * len(conds))
-    cmap = __import__("matplotlib").colormaps["viridis"]
-    d_star = {(e["condition"], e["n_subjects"], e["n_relations"]): e["d_star"]
-              for c in conds for e in data["d_star_by_condition"][c]}
-    for i, cond in enumerate(conds):
-        for j, k in enumerate(ks):
-            ax = axes[i][j]
-            for t, n in enumerate(ns):
-                color = cmap(t / max(1, len(ns) - 1) * 0.9)
-                pts = sorted((p for p in points if p["condition"] == cond and p["n_subjects"] == n
-                              and p["n_relations"] == k and p["accuracy"]), key=lambda p: p["d_model"])
-                if not pts:
-                    continue
-                ds = [p["d_model"] for p in pts]
-                ax.plot(ds, [sum(p["accuracy"]) / len(p["accuracy"]) for p in pts], "-", color=color, label=f"N={n}")
-                for p in pts:
-                    ax.plot([p["d_model"]] * len(p["accuracy"]), p["accuracy"], ".", color=color, alpha=0.5, ms=4)
-                ds_star = d_star.get((cond, n, k))
-                if ds_star is not None:
-                    ax.axvline(ds_star, color=color, ls=":", lw=1)
-            ax.axhline(data["recipe"]["success_accuracy"], color="grey", ls="--", lw=0.8)
-            ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.set_ylim(-0.02, 1.02)
-            ax.set_title(f"{CONDITION_LABELS.get(cond, cond)}, K={k}", fontsize=8)
-            ax.set_xlabel("d_model")
-            ax.set_ylabel("final accuracy")
-            if i == 0 and j == 0 and ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7, title="line: seed mean; dotted: d*", title_fontsize=6)
-    fig.suptitle(f"Accuracy against d ({data['scale']}; {data['step_budget']} steps, lr {data['recipe']['lr']}; "
-                 f"dashed: success level)", fontsize=9)
-    png = folder / f"{ACC_FIGURE}.png"
-    fig.savefig(png, dpi=110)
-    return [png, csv_path]
-
-
-def _fit_rows(data: Mapping[str, Any]) -> list[list[Any]]:
-    rows = []
-    for cond, f in data["fits"].items():
-        for name in ("vs_k_log2_n", "vs_n"):
-            fit = f[name]
-            rows.append([cond, name, ""] + ([None] * 4 if fit is None else
-                                            [fit["slope"], fit["intercept"], fit["r2"], fit["n_points"]]))
-        for k, fit in f["vs_n_by_k"].items():
-            rows.append([cond, "vs_n", k] + ([None] * 4 if fit is None else
-                                             [fit["slope"], fit["intercept"], fit["r2"], fit["n_points"]]))
-    return rows
-
-
-def plot_d_star(data: Mapping[str, Any], folder: Path) -> list[Path]:
-    """d* against K log2 N (with fits, the selector's d and the bound's gammas) and against N."""
-    from matplotlib.ticker import ScalarFormatter
-
-    conds = list(data["d_star_by_condition"])
-    all_entries = [e for c in conds for e in data["d_star_by_condition"][c]]
-    csv_path = write_csv(folder / f"{DSTAR_FIGURE}.csv",
-                          ["condition", "n_subjects", "n_relations", "k_log2_n", "d_star", "at_grid_min",
-                           "non_monotone", "d_tested_max", "selector_d", "gamma_global_bits", "gamma_local_bits"],
-                          [(e["condition"], e["n_subjects"], e["n_relations"], e["k_log2_n"], e["d_star"],
-                            e["at_grid_min"], e["non_monotone"], max(e["d_tested"], default=None), e["selector_d"],
-                            e["gamma_global"], e["gamma_local"]) for e in all_entries])
-    fits_path = write_csv(folder / FITS_TABLE, ["condition", "fit", "n_relations", "slope", "intercept", "r2",
-                                                 "n_points"], _fit_rows(data))
-    fig, axes = _figure(1, 2, 12.5, 4.8)
-    ax, ax_n = axes[0]
-    # Overlays, one per (N, K) of the primary grid.
-    cells = sorted({(e["n_subjects"], e["n_relations"]): e for e in all_entries}.values(), key=lambda e: e["k_log2_n"])
-    xs = [e["k_log2_n"] for e in cells]
-    ax.plot(xs, [e["selector_d"] for e in cells], "k+", ms=8, label="selector construction d = (K+1)⌈log2 N⌉+K")
-    ax.plot(xs, xs, color="0.6", lw=0.8, ls="-", label="d = K log2 N (numerically γ_L for k = 1)")
-    for cond in conds:
-        color, marker = CONDITION_STYLES.get(cond, ("k", "o"))
-        es = data["d_star_by_condition"][cond]
-        ok = [e for e in es if e["d_star"] is not None]
-        ax.plot([e["k_log2_n"] for e in ok], [e["d_star"] for e in ok], marker, color=color, ls="none",
-                label=f"d*: {CONDITION_LABELS.get(cond, cond)}")
-        none = [e for e in es if e["d_star"] is None]
-        if none:  # censored: no tested d worked, drawn at the largest tested d with an upward arrow
-            ax.plot([e["k_log2_n"] for e in none], [max(e["d_tested"], default=1) for e in none], marker="^",
-                    color=color, ls="none", mfc="none", ms=9)
-        fit = data["fits"][cond]["vs_k_log2_n"]
-        if fit is not None and xs:
-            lo, hi = min(xs), max(xs)
-            r2 = "n/a" if fit["r2"] is None else f"{fit['r2']:.2f}"
-            ax.plot([lo, hi], [fit["slope"] * lo + fit["intercept"], fit["slope"] * hi + fit["intercept"]],
-                    color=color, lw=1, ls="--",
-                    label=f"fit {cond}: {fit['slope']:.2f}x{fit['intercept']:+.1f}, R² {r2}")
-        ok_n = sorted(ok, key=lambda e: (e["n_relations"], e["n_subjects"]))
-        all_k = sorted({e["n_relations"] for e in all_entries})
-        for k in sorted({e["n_relations"] for e in ok_n}):
-            sub = [e for e in ok_n if e["n_relations"] == k]
-            style = (":", "--", "-")[min(2, all_k.index(k))] if len(all_k) > 1 else "-"
-            ax_n.plot([e["n_subjects"] for e in sub], [e["d_star"] for e in sub], marker=marker, color=color,
-                      ls=style, lw=1, label=f"{cond}, K={k}")
-    # The bound's thresholds are bits per subject embedding, not dimensions: a separate, labelled axis.
-    ax2 = ax.twinx()
-    ax2.plot(xs, [e["gamma_global"] for e in cells], "x", color="purple", ms=6, label="γ_G (bits)")
-    ax2.plot(xs, [e["gamma_local"] for e in cells], "1", color="brown", ms=9, label="γ_L = K log2 N (bits)")
-    ax2.set_ylabel("bound's thresholds γ: bits per subject embedding\n(bits ≠ dimensions: our d are floats)",
-                   fontsize=7)
-    lo_y = 0
-    hi_y = max([*(e["selector_d"] for e in cells), *(max(e["d_tested"], default=0) for e in all_entries), 1]) * 1.05
-    ax.set_ylim(lo_y, hi_y)
-    ax2.set_ylim(lo_y, hi_y)
-    ax.set_xlabel("K log2 N")
-    ax.set_ylabel("d_model")
-    ax.set_title("Threshold d* against K log2 N (open ▲: no tested d worked, drawn at the largest)", fontsize=8)
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper left")
-    ax_n.set_xscale("log", base=2)
-    ax_n.xaxis.set_major_formatter(ScalarFormatter())
-    ax_n.set_xlabel("N (subjects)")
-    ax_n.set_ylabel("d*")
-    ax_n.set_title("d* against N, per K (line style) and condition (colour)", fontsize=8)
-    if ax_n.get_legend_handles_labels()[0]:
-        ax_n.legend(fontsize=6, ncol=2)
-    fig.suptitle(f"Threshold ({data['scale']}): {data['success_rule']}", fontsize=7)
-    png = folder / f"{DSTAR_FIGURE}.png"
-    fig.savefig(png, dpi=110)
-    return [png, csv_path, fits_path]
+ACC_FIGURE, DSTAR_FIGURE = threshold_plots.ACC_FIGURE, threshold_plots.DSTAR_FIGURE
+FITS_TABLE, CONDITION_STYLES = threshold_plots.FITS_TABLE, threshold_plots.CONDITION_STYLES
 
 
 def plot(result_dir: str | Path) -> list[Path]:
     """Accuracy-vs-d and d*-vs-K log2 N figures with their CSVs, from ``result.json`` alone."""
     folder = Path(result_dir)
-    data = load_result_json(folder)
-    return plot_accuracy(data, folder) + plot_d_star(data, folder)
+    return threshold_plots.plot(load_result_json(folder), folder)
