@@ -7,6 +7,7 @@ from types import ModuleType
 
 #: Experiment id -> module. Modules are imported on demand (they pull in training and plotting).
 EXPERIMENTS: dict[str, str] = {
+    "constructions": "georecall.experiments.constructions",
     "threshold": "georecall.experiments.threshold",
     "frozen_control": "georecall.experiments.frozen_control",
     "multihop": "georecall.experiments.multihop",
