@@ -1,12 +1,19 @@
-"""Shared test settings: tests run on the CPU with few threads so the fast tier fits 2 cores."""
+"""Shared test settings: tests run on the CPU with one torch thread (benchmarks/threads.py: two threads ran
+small trainings 4-13x slower on our 2-core machines, quiet or loaded)."""
+
+import os
+import sys
 
 import pytest
 import torch
 
+# Shared helpers that are not tests (tests/pagecheck.py) import from this folder.
+sys.path.insert(0, os.path.dirname(__file__))
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _cpu_threads():
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(1)
     yield
 
 

@@ -67,6 +67,26 @@ def cli(verbose: bool) -> None:
 
 _T, _M, _R = TaskConfig(), ModelConfig(), TrainConfig()
 
+#: Default torch CPU threads. One: the models here are tiny, so a step is many small kernels, and on a
+#: 2-core machine with anything else running, two threads ran small trainings 8-25x slower than one
+#: (README "Threads"); on a quiet machine two gained little. ``--threads`` or GEORECALL_THREADS changes it.
+DEFAULT_THREADS = 1
+
+
+def _threads_option(f: Any) -> Any:
+    return click.option("--threads", type=int, default=None, envvar="GEORECALL_THREADS", show_envvar=True,
+                        help=f"torch CPU threads (intra-op). [default: {DEFAULT_THREADS}]")(f)
+
+
+def _set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (default :data:`DEFAULT_THREADS`) before any torch work."""
+    n = DEFAULT_THREADS if threads is None else threads
+    if n < 1:
+        raise BadInput(f"--threads must be >= 1, got {n}")
+    import torch
+
+    torch.set_num_threads(n)
+
 
 @cli.command()
 @click.option("--n-subjects", type=int, help=f"N, subjects (and attributes). [default: {_T.n_subjects}]")
@@ -231,6 +251,14 @@ def _default_out() -> str:
     return os.environ.get("GEORECALL_OUT", "runs")
 
 
+def _out_dir(out: str | None) -> str:
+    """``--out`` or the default; an empty ``--out`` is refused (it would write into the current folder)."""
+    if out is not None and not out.strip():
+        raise BadInput("--out must name a folder, got an empty string")
+    return out or _default_out()
+
+
+
 @cli.command("run")
 @click.argument("experiment", type=click.Choice(_EXPERIMENT_IDS))
 @click.option("--scale", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
@@ -240,41 +268,123 @@ def _default_out() -> str:
 @click.option("--device", help="Override train.device for every run: auto, cpu, cuda or cuda:N.")
 @click.option("--max-members", type=int, default=64, show_default=True,
               help="Largest ensemble trained at once (on the CPU also at most what keeps ~16 MB of activations).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH.FIELD=VALUE",
+              help="Override any field of the experiment's config, checked by name and type "
+              "(--set recipe.lr=1e-2, --set seeds=[0,1]); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result envelope as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, max_members: int, as_json: bool,
-            quiet: bool) -> None:
-    """Run an experiment at a scale: train what is missing, analyse, save result.json, CSVs and figures."""
+@_threads_option
+def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, max_members: int,
+            overrides: tuple[str, ...], as_json: bool, quiet: bool, threads: int | None) -> None:
+    """Run an experiment at a scale: train what is missing, analyse, save result.json, CSVs and figures.
+
+    result.json is an envelope: provenance, the paper's own words, meta (version, git, torch, device,
+    seeds, wall time), the hashes of the runs behind it, the claims it decides, and the payload.
+    """
     from georecall.experiments import get_experiment
-    from georecall.experiments.base import result_dir, run_experiment
+    from georecall.experiments.base import apply_config_overrides, run_experiment
     from georecall.training import resolve_device
 
-    out_dir = out or _default_out()
+    out_dir = _out_dir(out)
+    _set_threads(threads)
     try:
         if device is not None:
             resolve_device(device)
         if max_members < 1:
             raise ValueError(f"--max-members must be >= 1, got {max_members}")
         module = get_experiment(experiment)
+        apply_config_overrides(module.config(scale), overrides)  # refuse a bad --set before any work
     except ValueError as err:
         raise BadInput(str(err)) from None
     callback, close = _sweep_progress(not quiet, f"{experiment} ({scale})")
     try:
-        result, figures = run_experiment(module, scale, out_dir, device=device, progress=callback,
-                                         max_members=max_members)
+        done = run_experiment(module, scale, out_dir, device=device, progress=callback, max_members=max_members,
+                              overrides=overrides)
     finally:
         close()
-    folder = result_dir(out_dir, experiment, scale)
+    folder, figures = done.folder, done.figures
     if as_json:
-        click.echo(json.dumps({**dataclasses.asdict(result), "result_dir": str(folder),
-                               "figures": [str(f) for f in figures]}))
+        click.echo(json.dumps({**done.envelope, "result_dir": str(folder), "figures": [str(f) for f in figures]}))
         return
     summary = getattr(module, "summarize", None)
     if summary is not None:
-        click.echo(summary(result))
+        click.echo(summary(done.result))
+    for c in done.envelope["claims"]:
+        click.echo(f"{c['id']}: {c['verdict']} — {c['reason']}")
     click.echo(f"result: {folder / 'result.json'}")
     for f in figures:
         click.echo(f"figure: {f}")
+
+
+@cli.command("reproduce")
+@click.option("--scale", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
+              help="smoke: ~3 min on 2 CPU cores; quick: ~30 min on 2 CPU cores; paper: the paper's grids (GPU).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder for runs, results and the report (default: $GEORECALL_OUT, else ./runs); "
+              "re-running resumes.")
+@click.option("--only", default=None, metavar="ID,...",
+              help=f"Run only these experiments (comma-separated: {', '.join(EXPERIMENTS)}); the others' claims "
+              "are reported not tested.")
+@click.option("--device", help="Override train.device for every run: auto, cpu, cuda or cuda:N.")
+@click.option("--max-members", type=int, default=64, show_default=True,
+              help="Largest ensemble trained at once (on the CPU also at most what keeps ~16 MB of activations).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: report paths, verdicts, timings.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
+def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | None, max_members: int,
+                  as_json: bool, quiet: bool, threads: int | None) -> None:
+    """Run every experiment at a scale and write report.md and report.html: each claim's verdict by its criterion.
+
+    \b
+    Resumable: finished runs are kept in <out>/results.sqlite and never retrained, so a killed
+    reproduction picks up where it stopped. The report is rebuilt from the saved result.json files.
+    Example:
+      georecall reproduce --scale quick --out report/
+    """
+    from georecall.experiments.reproduce import reproduce, select
+    from georecall.training import resolve_device
+
+    out_dir = _out_dir(out)
+    _set_threads(threads)
+    ids = None if only is None else [s.strip() for s in only.split(",") if s.strip()]
+    try:
+        if only is not None and not ids:
+            raise ValueError(f"--only expects comma-separated experiment ids, got {only!r}")
+        select(ids)
+        if device is not None:
+            resolve_device(device)
+        if max_members < 1:
+            raise ValueError(f"--max-members must be >= 1, got {max_members}")
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    bar = None
+    if not quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=f"reproduce ({scale})", unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(label)
+        bar.update(done - bar.n)
+
+    try:
+        rep = reproduce(scale, out_dir, only=ids, device=device, max_members=max_members,
+                        progress=progress if bar is not None else None)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        click.echo(json.dumps({"report_html": str(rep.html), "report_md": str(rep.markdown),
+                               "verdicts": rep.verdicts, "timings_s": rep.timings}))
+        return
+    for claim_id, verdict in rep.verdicts.items():
+        click.echo(f"{claim_id:>4}  {verdict}")
+    click.echo("time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in rep.timings.items()))
+    click.echo(f"report: {rep.html}")
+    click.echo(f"report: {rep.markdown}")
 
 
 @cli.command("plot")

@@ -1,0 +1,88 @@
+"""``georecall reproduce``: every registered experiment at one scale, then the report.
+
+Each experiment runs through :func:`~georecall.experiments.base.run_experiment`, which skips every
+training run already finished in ``<out>/results.sqlite`` (whichever experiment trained it), so a
+killed reproduction resumes where it stopped and experiments sharing runs (threshold and capacity)
+train them once. The report is then built from the saved ``result.json`` files alone
+(:func:`georecall.report.build_report`), re-deciding every claim from them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from georecall.experiments import EXPERIMENTS, get_experiment
+from georecall.experiments.base import SCALES, apply_config_overrides, run_experiment
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What one ``reproduce`` call did."""
+
+    markdown: Path  # report.md
+    html: Path  # report.html
+    timings: dict[str, float]  # experiment id -> wall seconds in this call (resumed work is cheap)
+    verdicts: dict[str, str]  # claim id -> verdict, as the report decided it
+
+
+def select(only: Sequence[str] | None) -> list[str]:
+    """The experiment ids to run, in registry order; unknown ids raise ValueError naming the known ones."""
+    if not only:
+        return list(EXPERIMENTS)
+    unknown = [e for e in only if e not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {', '.join(unknown)} in --only; choose from {', '.join(EXPERIMENTS)}")
+    return [e for e in EXPERIMENTS if e in set(only)]
+
+
+def count_runs(ids: Sequence[str], scale: str) -> int:
+    """Distinct training runs behind ``ids`` at ``scale`` (shared runs counted once): the progress total."""
+    hashes: set[str] = set()
+    for exp_id in ids:
+        module = get_experiment(exp_id)
+        hashes.update(r.config_hash() for r in module.runs(module.config(scale)))
+    return len(hashes)
+
+
+def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str] | None = None,
+              device: str | None = None, max_members: int = 64, dest: str | os.PathLike[str] | None = None,
+              progress: Callable[[int, int, str], None] | None = None) -> Reproduction:
+    """Run (or resume) the selected experiments at ``scale`` into ``out_dir`` and write the report.
+
+    ``progress(done, total, label)`` is called as runs finish, over all experiments together (runs
+    shared by two experiments, or finished before, count as done once their turn comes).
+    """
+    from georecall.report import build_report
+
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    ids = select(only)
+    for exp_id in ids:  # every config builds before anything trains: a bad one fails at once
+        apply_config_overrides(get_experiment(exp_id).config(scale), ())
+    total = count_runs(ids, scale) if progress else 0
+    seen: set[str] = set()
+    timings: dict[str, float] = {}
+    for exp_id in ids:
+        module = get_experiment(exp_id)
+        mine = {r.config_hash() for r in module.runs(module.config(scale))}
+        before = len(seen)
+        new = len(mine - seen)
+
+        def step(done: int, n: int, *, _before: int = before, _new: int = new, _label: str = exp_id) -> None:
+            if progress is not None:  # a sweep reports (done, n) over its own runs, shared ones included
+                progress(_before + min(_new, max(0, done - (n - _new))), total, _label)
+
+        t0 = time.perf_counter()
+        run_experiment(module, scale, out_dir, device=device, progress=step if progress else None,
+                       max_members=max_members)
+        timings[exp_id] = time.perf_counter() - t0
+        seen |= mine
+        if progress is not None:
+            progress(len(seen), total, exp_id)
+    paths = build_report(out_dir, scale, only=ids, dest=None if dest is None else Path(dest), timings=timings)
+    return Reproduction(markdown=paths.markdown, html=paths.html, timings=timings, verdicts=dict(paths.verdicts))
+
