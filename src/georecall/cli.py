@@ -113,11 +113,12 @@ def _set_threads(threads: int | None) -> None:
               help="Any other config field, e.g. --set train.batch_size=256 --set model.d_mlp2=64. Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
 def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot: str | None,
           d_model: int | None, d_mlp: int | None, n_layers: int | None, n_heads: int | None,
           layernorm: bool | None, frozen_embeddings: bool | None, steps: int | None, lr: float | None,
           seeds: str, device: str | None, out: str | None, overrides: tuple[str, ...], as_json: bool,
-          quiet: bool) -> None:
+          quiet: bool, threads: int | None) -> None:
     """Train an ensemble (one model per seed) on a world of facts and report its accuracy.
 
     \b
@@ -129,6 +130,9 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
     model = {"d_model": d_model, "d_mlp": d_mlp, "n_layers": n_layers, "n_heads": n_heads,
              "layernorm": layernorm, "frozen_embeddings": frozen_embeddings}
     tr = {"steps": steps, "lr": lr, "device": device}
+    _set_threads(threads)
+    if out is not None and not out.strip():
+        raise BadInput("--out must name a folder, got an empty string")
     try:
         config = RunConfig(
             task=TaskConfig(**{k: v for k, v in task.items() if v is not None}),
@@ -202,8 +206,9 @@ def _sweep_progress(enabled: bool, desc: str):  # -> (callback, close)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also export this sweep's rows as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
 def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_path: str | None,
-          as_json: bool, quiet: bool) -> None:
+          as_json: bool, quiet: bool, threads: int | None) -> None:
     """Run a sweep file: a base config and a grid, trained as ensembles; re-running resumes.
 
     \b
@@ -216,7 +221,10 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
     from georecall.training import resolve_device
     from georecall.training.sweep import STORE_NAME, load_sweep_file, run_sweep
 
+    if out is not None and not out.strip():
+        raise BadInput("--out must name a folder, got an empty string")
     out_dir = out or os.path.join(os.environ.get("GEORECALL_OUT", "runs"), "sweeps")
+    _set_threads(threads)
     try:
         name, runs = load_sweep_file(file)
         if device is not None:
@@ -397,10 +405,10 @@ def plot_cmd(experiment: str, scale: str, out: str | None) -> None:
     from georecall.experiments import get_experiment
     from georecall.experiments.base import result_dir
 
-    folder = result_dir(out or _default_out(), experiment, scale)
+    folder = result_dir(_out_dir(out), experiment, scale)
     try:
         figures = get_experiment(experiment).plot(folder)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         raise BadInput(str(err)) from None
     for f in figures:
         click.echo(f"figure: {f}")
@@ -459,7 +467,7 @@ def construct(name: str, n_subjects: int, n_relations: int, hops: int | None, se
     click.echo(f"  d_model {payload['d_model']}, MLP widths {payload['mlp_widths'] or '-'}, "
                f"layers {payload['n_layers']}, heads (d_k, d_v) {payload['heads']}")
     click.echo("  params  " + "  ".join(f"{g} {c.params[g]:,}" for g in c.params))
-    click.echo("  THEORY  " + "  ".join(f"{g} {c.formula[g]:,}" for g in c.formula))
+    click.echo("  formula " + "  ".join(f"{g} {c.formula[g]:,}" for g in c.formula))
 
 
 @cli.command()
@@ -510,7 +518,7 @@ def bound(n_subjects: int, n_relations: int, hops: int, embedding_bits: float, r
     click.echo(f"  global G    {fmt(b.global_bits)}   gamma_G {fmt(b.gamma_global)} bits/subject")
     click.echo(f"  local L     {fmt(b.local_bits)}   gamma_L {fmt(b.gamma_local)} bits/subject   (best M {b.best_M})")
     click.echo(f"  information K*log2 N! = {fmt(payload['information_bits'])} bits")
-    click.echo("  constructions at their own B_e (content convention, THEORY §6.6):")
+    click.echo("  constructions at their own B_e (content convention, docs/theory.md §6.6):")
     for r in rows:
         click.echo(f"    {r['name']:<20} readout {r['readout']:<7} P {fmt(r['P_bits']):>9}  "
                    f"B_e {fmt(r['embedding_bits']):>7}  needs {fmt(r['P_needed']):>9}  {r['verdict']}")

@@ -31,7 +31,7 @@ def _check(cond: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """Which world of facts and which query format (THEORY §1.1)."""
+    """Which world of facts and which query format (docs/theory.md §1.1)."""
 
     n_subjects: int = 512  # N: subjects, also the attributes in the shared setting
     n_relations: int = 4  # K: relations, each a map of the subjects
@@ -78,7 +78,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of the decoder-only transformer (THEORY §1.2); vocabulary and context come from the task."""
+    """Architecture of the decoder-only transformer (docs/theory.md §1.2); vocabulary and context come from the task."""
 
     d_model: int = 32  # residual width d
     n_layers: int = 1  # transformer blocks

@@ -25,7 +25,7 @@ def _m(n):
 
 
 def row(name, n, k_rel, k=1, **kw):
-    """One ``constructions`` row of an exact construction sized as THEORY says; ``kw`` overrides fields."""
+    """One ``constructions`` row of an exact construction sized as docs/theory.md says; ``kw`` overrides fields."""
     m = _m(n)
     d = {"selector": (k_rel + 1) * m + k_rel, "selector-mlp3": k_rel * m + _m(k_rel) + m,
          "attention-only": (k_rel + 1) * m + k_rel + 1, "cot": (k_rel + 1) * m + k_rel + 3,
@@ -106,7 +106,7 @@ def test_c2_verdicts():
     assert 0 < g < 2
     good = [row("attention-only", n, 4, beta=beta, min_margin=g) for n in (16, 256)]
     assert verdict("C2", payload(*good)).verdict == "reproduced"
-    low = [dict(good[0], min_margin=0.5 * g), good[1]]  # exact, margin > 0 but below THEORY §2.3's guarantee
+    low = [dict(good[0], min_margin=0.5 * g), good[1]]  # exact, margin > 0 but below docs/theory.md §2.3's guarantee
     assert verdict("C2", payload(*low)).verdict == "partly"
     assert verdict("C2", payload(good[0], dict(good[1], params_match=False))).verdict == "partly"
     wrong = [dict(good[0], accuracy=0.5, n_wrong=8, min_margin=-1.0), good[1]]

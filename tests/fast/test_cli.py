@@ -43,8 +43,9 @@ def test_installed_entry_point_prints_no_traceback():
     assert proc.stderr.strip() == "georecall: error: n_subjects must be >= 2, got 1"
 
 
+@pytest.mark.slow
 def test_readme_demo_trains_four_models_at_once(tmp_path):
-    """The README's main job: N=512, K=4, d=32 to >= 99 % on all facts, four seeds in one ensemble."""
+    """The README's train example: N=512, K=4, d=32 to >= 99 % on all facts, four seeds in one ensemble (~15 s)."""
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "georecall.cli", "train", "--n-subjects", "512", "--n-relations", "4",
@@ -71,3 +72,36 @@ def test_help_and_version(capsys):
     assert "georecall" in capsys.readouterr().out
     assert main(["train", "--help"]) == 0
     assert "--seeds" in capsys.readouterr().out
+
+
+REPRODUCE_BAD = [
+    (["reproduce", "--only", "bogus"], "unknown experiment(s) bogus"),
+    (["reproduce", "--only", ","], "--only expects"),
+    (["reproduce", "--out", ""], "--out must name a folder"),
+    (["reproduce", "--threads", "0"], "--threads must be >= 1"),
+    (["reproduce", "--device", "tpu"], "unknown device"),
+    (["reproduce", "--scale", "huge"], "not one of"),
+    (["run", "threshold", "--set", "recipe.lr=abc"], "recipe.lr expects float"),
+    (["run", "threshold", "--set", "recipe.nope=1"], "unknown key 'recipe.nope'"),
+    (["run", "threshold", "--set", "n_subjects=[1, 8]"], "n_subjects must hold finite numbers >= 2"),
+    (["run", "threshold", "--set", "scale=paper"], "--scale"),
+    (["plot", "threshold", "--out", ""], "--out must name a folder"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), REPRODUCE_BAD, ids=[" ".join(a) for a, _ in REPRODUCE_BAD])
+def test_reproduce_run_and_plot_refuse_bad_input_with_one_line(args, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_plot_of_a_corrupt_result_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "threshold" / "quick"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text("{not json")
+    assert main(["plot", "threshold", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not valid JSON" in err

@@ -54,7 +54,7 @@ def test_bound_json_keys_and_values(capsys):
     for key in ["required_bits", "global", "local", "gamma_global", "gamma_local", "regime", "readout"]:
         assert key in out
     assert out["readout"] == "fixed" and out["regime"] == 1
-    assert out["required_bits"] == pytest.approx(3.41e4, rel=1e-2)  # THEORY §6.4 table
+    assert out["required_bits"] == pytest.approx(3.41e4, rel=1e-2)  # docs/theory.md §6.4 table
     assert out["gamma_global"] == pytest.approx(34.1, abs=0.05) and out["gamma_local"] == pytest.approx(159.4, abs=0.05)
     verdicts = {r["name"]: r["verdict"] for r in out["constructions"]}
     assert verdicts["kv-memory"] == "holds" and verdicts["cot"] == "outside the bound"

@@ -1,4 +1,4 @@
-"""Theorem 4.4 (THEORY §5): one-layer CoT models, executed by greedy generation on their chains."""
+"""Theorem 4.4 (docs/theory.md §5): one-layer CoT models, executed by greedy generation on their chains."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from georecall.training.evaluate import generate_cot
 
 FORMATS = ("interleaved", "question_first")
 
-# Off-target attention mass is about 2 e^{-beta} = 9e-5 at beta = 10 (G4, THEORY §1.4), which moves each
-# answer coordinate by a few times that: THEORY §5.3 measures 2.000 (A) and 1.999 (B). 1e-2 is loose.
+# Off-target attention mass is about 2 e^{-beta} = 9e-5 at beta = 10 (G4, docs/theory.md §1.4), which moves each
+# answer coordinate by a few times that: docs/theory.md §5.3 measures 2.000 (A) and 1.999 (B). 1e-2 is loose.
 MARGIN_TOL = 1e-2
 
 
@@ -36,7 +36,7 @@ def test_every_chain_is_generated_exactly(n: int, k_rel: int, n_hops: int, fmt: 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_long_chain_on_a_sample(fmt: str) -> None:
-    # k = 12: T = 25 positions, pointer scores of size beta T^2 ~ 6e3 cancel in float32 (THEORY §7).
+    # k = 12: T = 25 positions, pointer scores of size beta T^2 ~ 6e3 cancel in float32 (docs/theory.md §7).
     c = build_cot(make_world(257, 5, seed=3), 12, fmt=fmt)
     score = score_construction(c, n_queries=2000)
     assert score.n_queries == 2000 < score.n_query_space
@@ -55,7 +55,7 @@ def test_counts_equal_the_formulas(n: int, k_rel: int, n_hops: int, fmt: str) ->
     assert c.model.pos_embed.W_pos.shape == (1, 2 * n_hops + 1, d)
 
 
-# THEORY §5.3: N, K -> (A: d, MLP width, attn, MLP params), (B: d, attn, MLP params).
+# docs/theory.md §5.3: N, K -> (A: d, MLP width, attn, MLP params), (B: d, attn, MLP params).
 TABLE = {
     (16, 2): ((17, 8, 374, 297), (28, 840, 484)),
     (100, 3): ((34, 21, 1632, 1483), (59, 3422, 2558)),
@@ -82,7 +82,7 @@ def test_dims_match_theory_table(n: int, k_rel: int) -> None:
         assert b.dims["heads"] == [[(3, k_rel), (2, k_rel * m)]]
         for c in (a, b):
             assert c.dims["m"] == m and c.dims["beta"] == 10.0 and c.dims["n_ctx"] == 2 * n_hops + 1
-            assert c.notes["content_bits"] == {"P": 0, "B_e": k_rel * m}  # THEORY §6.6
+            assert c.notes["content_bits"] == {"P": 0, "B_e": k_rel * m}  # docs/theory.md §6.6
             assert c.notes["readout"] == "fixed"
             assert c.theorem.startswith("Theorem 4.4")
             assert c.task.n_hops == n_hops and c.task.cot in FORMATS

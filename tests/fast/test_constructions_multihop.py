@@ -1,7 +1,7 @@
-"""Theorem 4.3 (k hops without CoT) and THEORY §6.5's learned-readout models, executed on every query.
+"""Theorem 4.3 (k hops without CoT) and docs/theory.md §6.5's learned-readout models, executed on every query.
 
 Tracr style: each construction's weights run through the model and are scored on all ``N K^k`` chains
-(:func:`score_construction`); counts of the unpadded build are checked against THEORY's closed forms;
+(:func:`score_construction`); counts of the unpadded build are checked against the theory's closed forms;
 fact-free parts are checked by building on two worlds and comparing weights.
 """
 
@@ -49,7 +49,7 @@ def test_multihop_constructions_answer_every_chain(build, n, k_rel, hops, dtype)
     score = score_construction(c)
     assert score.n_queries == score.n_query_space == n * k_rel ** hops  # all chains, none sampled
     assert score.accuracy == 1.0
-    assert score.min_margin == pytest.approx(2.0, abs=MARGIN_TOL)  # THEORY §4.3: margin 2.00
+    assert score.min_margin == pytest.approx(2.0, abs=MARGIN_TOL)  # docs/theory.md §4.3: margin 2.00
     assert c.params == c.formula
     assert c.model.embed.W_E.dtype == dtype
     assert c.dims["n_layers"] == hops and c.dims["n_ctx"] == hops + 1
@@ -58,7 +58,7 @@ def test_multihop_constructions_answer_every_chain(build, n, k_rel, hops, dtype)
 @pytest.mark.parametrize("n,k_rel,hops", [(16, 2, 1), (16, 2, 2), (16, 2, 3), (32, 3, 2), (32, 3, 3),
                                           (100, 3, 2), (257, 5, 2), (100, 4, 3)])
 def test_multihop_counts_match_theory_table(n, k_rel, hops):
-    # THEORY §4.3: d / widths / attn / MLP, measured on the unpadded build and from the closed forms.
+    # docs/theory.md §4.3: d / widths / attn / MLP, measured on the unpadded build and from the closed forms.
     table = {
         (16, 2, 1): ((11, [76], 198, 1759), (19, [20], 494, 799)),
         (16, 2, 2): ((11, [76] * 2, 308, 3518), (35, [36, 20], 1820, 4046)),
@@ -76,12 +76,12 @@ def test_multihop_counts_match_theory_table(n, k_rel, hops):
         assert (c.dims["d_model"], c.dims["mlp_widths"]) == (d, widths)
         assert (c.params["attention"], c.params["mlp"]) == (attn, mlp)
         assert c.params == c.formula == formula(n, k_rel, hops)
-        v = n + k_rel  # THEORY §8: total = attention + MLP + 2dV + dT
+        v = n + k_rel  # docs/theory.md §8: total = attention + MLP + 2dV + dT
         assert c.params["total"] == attn + mlp + 2 * d * v + d * (hops + 1)
 
 
 def test_kv_memory_needs_a_large_enough_softmax_scale():
-    # THEORY §4.1 at N = 32, K = 3, k = 3: accuracy 0.60 at beta = 1; beta = 4 is above the sufficient
+    # docs/theory.md §4.1 at N = 32, K = 3, k = 3: accuracy 0.60 at beta = 1; beta = 4 is above the sufficient
     # condition max(2.8, ln(2m + 9)/2) and so must be exact.
     world = make_world(32, 3, seed=0)
     low = score_construction(build_kv_memory(world, 3, beta=1.0))
@@ -107,7 +107,7 @@ def test_kv_memory_attention_and_embeddings_are_fact_free_and_mlps_identical():
             assert not torch.equal(sa[name], sb[name]), name
         else:
             assert torch.equal(sa[name], sb[name]), name
-    for layer in (1, 2):  # one table, k copies (THEORY §4.1: identical, tieable)
+    for layer in (1, 2):  # one table, k copies (docs/theory.md §4.1: identical, tieable)
         for leaf in ("W_in", "b_in", "W_out", "b_out"):
             assert torch.equal(sa[f"blocks.{layer}.mlp.{leaf}"], sa[f"blocks.0.mlp.{leaf}"])
     assert a.notes["content_bits"] == {"P": 3 * 13 * 4, "B_e": 0} and a.notes["readout"] == "fixed"
@@ -182,7 +182,7 @@ def test_kv_memory_handles_a_single_relation():
 
 
 # ---------------------------------------------------------------------------------------------------
-# THEORY §6.5: learned and tied readouts
+# docs/theory.md §6.5: learned and tied readouts
 
 
 LEARNED = [
@@ -200,7 +200,7 @@ def test_learned_readout_models_answer_every_query(label, build, hops, n, k_rel,
     score = score_construction(c)
     assert score.n_queries == n * k_rel ** hops
     assert score.accuracy == 1.0
-    assert score.min_margin == pytest.approx(2.0, abs=MARGIN_TOL)  # THEORY §6.5: margin 2
+    assert score.min_margin == pytest.approx(2.0, abs=MARGIN_TOL)  # docs/theory.md §6.5: margin 2
     assert c.params == c.formula
     assert c.task.n_hops == hops
 
@@ -216,7 +216,7 @@ def test_learned_readout_dims_match_theory(n, k_rel):
     assert (mim.dims["d_model"], mim.dims["mlp_widths"]) == (2 * k_rel * m + 2 * k_rel + 3, [width])
     assert tied.dims["mlp_widths"] == [width]
     assert tied.dims["d_model"] == 3 * k_rel * m + 2 * k_rel + 3
-    # THEORY §6.5 measured rows (d, width) and the readout-only row at N = 1000, K = 4.
+    # docs/theory.md §6.5 measured rows (d, width) and the readout-only row at N = 1000, K = 4.
     known = {(64, 3): (45, 111), (256, 4): (75, 260), (1000, 4): (91, 324)}
     if (n, k_rel) in known:
         assert (mim.dims["d_model"], mim.dims["mlp_widths"][0]) == known[(n, k_rel)]
@@ -226,7 +226,7 @@ def test_learned_readout_dims_match_theory(n, k_rel):
     assert mim.params == meet_in_middle_formula(n, k_rel)
     assert tied.params == meet_in_middle_formula(n, k_rel, tied=True) and tied.params["unembedding"] == 0
     assert tied.model.cfg.tie_unembed and not hasattr(tied.model.unembed, "W_U")
-    # THEORY §6.6 content bits.
+    # docs/theory.md §6.6 content bits.
     assert ro.notes["content_bits"] == {"P": n * k_rel * m, "B_e": 0}
     assert mim.notes["content_bits"] == {"P": n * k_rel * m, "B_e": k_rel * m}
     assert tied.notes["content_bits"] == {"P": 0, "B_e": 2 * k_rel * m}

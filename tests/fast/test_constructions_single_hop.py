@@ -1,4 +1,4 @@
-"""Single-hop and disjoint-attribute constructions (THEORY §2, §3), executed on every query (tracr style)."""
+"""Single-hop and disjoint-attribute constructions (docs/theory.md §2, §3), executed on every query (tracr style)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _answer_logits(c: Construction, fwd_hooks: list | None = None) -> tuple[torc
 
 
 def _exact_margin(c: Construction) -> float:
-    """THEORY's margin for the exact builds: 2, except when the answer's own logit (the code length) is 1.
+    """the theory's margin for the exact builds: 2, except when the answer's own logit (the code length) is 1.
 
     The answer scores m (selectors) and relation rows score 0, so with m = 1 (N = 2, or K n_A = 2 for F1)
     the margin is 1; F0 scores the answer m_A + 2 and is 2 throughout.
@@ -84,11 +84,11 @@ def test_disjoint_constructions_answer_every_query(name: str, n: int, k: int, n_
 
 
 def _nonzeros(c: Construction) -> int:
-    """Non-zero attention and MLP weights, the "non-zeros" column of THEORY §2.4."""
+    """Non-zero attention and MLP weights, the "non-zeros" column of docs/theory.md §2.4."""
     return sum(int(p.count_nonzero()) for name, p in c.model.named_parameters() if name.startswith("blocks."))
 
 
-# THEORY §2.4: (N, K, construction, d, MLP widths, attn, MLP, non-zeros).
+# docs/theory.md §2.4: (N, K, construction, d, MLP widths, attn, MLP, non-zeros).
 TABLE_2_4 = [
     (16, 2, "selector", 14, [8], 252, 246, 52),
     (100, 3, "selector", 31, [21], 1364, 1354, 133),
@@ -112,7 +112,7 @@ def test_table_2_4(n: int, k: int, name: str, d: int, widths: list[int], attn: i
         assert score_construction(c).accuracy == 1.0
 
 
-# THEORY §3: (N, K, n_A, bijective, F0 d, F0 attn, F1 m', F1 d, F1 attn, F1 MLP).
+# docs/theory.md §3: (N, K, n_A, bijective, F0 d, F0 attn, F1 m', F1 d, F1 attn, F1 MLP).
 TABLE_3 = [
     (16, 2, 16, True, 10, 180, 5, 17, 374, 367),
     (100, 3, 100, True, 24, 1056, 9, 39, 2184, 2172),

@@ -172,7 +172,7 @@ def test_theory_table_matches_the_bound_and_costs():
 
 
 # ------------------------------------------------------------------------------------------------
-# The backward-code probe (THEORY §6.5)
+# The backward-code probe (docs/theory.md §6.5)
 
 
 def _perms(n, k, seed):

@@ -1,4 +1,4 @@
-"""Closed-form theory (THEORY §6, §8): regression tables, the maximiser, the constructions against the bound,
+"""Closed-form theory (docs/theory.md §6, §8): regression tables, the maximiser, the constructions against the bound,
 brute-force counting on tiny worlds, and the figures."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from georecall.theory.figures import plot_cost_vs_hops, plot_dmodel_vs_n
 
 
 def sig3(x: float) -> float:
-    """``x`` as printed in THEORY's tables (3 significant digits)."""
+    """``x`` as printed in the theory's tables (3 significant digits)."""
     return float(f"{x:.3g}")
 
 

@@ -1,4 +1,4 @@
-"""Hand-built models of THEORY's theorems, as exact weights in georecall's own model class."""
+"""Hand-built models of the theory's theorems, as exact weights in georecall's own model class."""
 
 from georecall.constructions.base import (
     Construction,

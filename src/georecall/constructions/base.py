@@ -2,7 +2,7 @@
 
 Every construction returns a :class:`Construction`: a :class:`~georecall.model.Transformer` (E = 1)
 whose weights are set by formula (never trained), the world it answers, and its dimensions and
-dense parameter counts beside THEORY's formulas. Column convention of THEORY §1.2 is translated to
+dense parameter counts beside the theory's formulas. Column convention of docs/theory.md §1.2 is translated to
 TransformerLens orientation here (``W_E[v] = E[:, v]``, ``W_Q[h] = (W_Q^h)^T`` and so on).
 """
 
@@ -26,7 +26,7 @@ PARAM_GROUPS = ("embedding", "positional", "attention", "mlp", "unembedding")
 
 
 def n_bits(n: int) -> int:
-    """``m = ceil(log2 n)``, at least 1 (THEORY §1.3)."""
+    """``m = ceil(log2 n)``, at least 1 (docs/theory.md §1.3)."""
     return max(1, math.ceil(math.log2(n))) if n > 1 else 1
 
 
@@ -82,7 +82,7 @@ def zero_model(*, d_model: int, d_vocab: int, n_ctx: int, n_layers: int = 1, n_h
 
 
 def dense_attention_count(d_model: int, heads: list[tuple[int, int]]) -> int:
-    """THEORY's dense attention count: sum over heads of ``2 d_k d + 2 d_v d`` (unpadded heads)."""
+    """the theory's dense attention count: sum over heads of ``2 d_k d + 2 d_v d`` (unpadded heads)."""
     return sum(2 * dk * d_model + 2 * dv * d_model for dk, dv in heads)
 
 
@@ -98,17 +98,17 @@ class Construction:
     """A hand-built model and what it claims.
 
     ``params`` are dense minimal counts of the unpadded build (heads with their own ``d_k``, ``d_v``),
-    ``formula`` THEORY's closed forms for the same groups; tests assert they agree.
+    ``formula`` the theory's closed forms for the same groups; tests assert they agree.
     """
 
     name: str
     model: Transformer  # E = 1, weights by formula
     world: World
     task: TaskConfig  # the queries it answers (hops, CoT format, attribute kind)
-    theorem: str  # e.g. "Theorem 4.1 (THEORY §2.2)"
+    theorem: str  # e.g. "Theorem 4.1 (docs/theory.md §2.2)"
     dims: dict[str, Any]  # d_model, mlp_widths, n_layers, heads [(d_k, d_v)] per layer, beta, n_ctx, ...
     params: dict[str, int]  # embedding / positional / attention / mlp / unembedding / total
-    formula: dict[str, int]  # the same groups from THEORY's formulas
+    formula: dict[str, int]  # the same groups from the theory's formulas
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,13 +123,13 @@ def make_counts(**groups: int) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Precision guard (THEORY §7)
+# Precision guard (docs/theory.md §7)
 
 
 def check_precision(device: torch.device | str, dtype: torch.dtype = torch.float32) -> None:
     """Refuse to evaluate constructions under TF32 matmuls or autocast: both break the positional pointer.
 
-    Measured on a GPU (THEORY §7): CoT format A at N = 257, K = 5, k = 24 scored 0.2 % with TF32 on and
+    Measured on a GPU (docs/theory.md §7): CoT format A at N = 257, K = 5, k = 24 scored 0.2 % with TF32 on and
     0 % under bf16 autocast already at k = 12. Run in float32 with TF32 off, or in float64 (which TF32
     settings do not touch). Only matmul settings matter: ``cudnn.allow_tf32`` governs convolutions.
     """

@@ -1,6 +1,6 @@
 """Theorem 4.4: one-layer chain-of-thought models that emit a whole k-hop chain by greedy decoding.
 
-THEORY §5. The MLP is the single-hop selector of §2.2 (subject embeddings hold the superposed
+docs/theory.md §5. The MLP is the single-hop selector of §2.2 (subject embeddings hold the superposed
 attribute tree ``sum_r iota_{S_r} b(f_r(s))``, the relation one-hot opens one group of G1 gates); the
 attention supplies, at every answer position, the tree of the latest subject and the next relation:
 
@@ -39,7 +39,7 @@ FORMATS = {"interleaved": "cot", "question_first": "cot-question-first"}
 
 def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: float = 10.0,
               dtype: torch.dtype = torch.float32) -> Construction:
-    """Build Theorem 4.4's one-layer CoT model (THEORY §5) for ``world`` and chains of ``n_hops`` hops.
+    """Build Theorem 4.4's one-layer CoT model (docs/theory.md §5) for ``world`` and chains of ``n_hops`` hops.
 
     Guarantee: greedy decoding of ``s_0 r_1 ...`` emits every ``s_j = f_{r_j}(s_{j-1})`` for every start
     subject and every chain, with logit margin close to 2 (each output coordinate is sign-correct; at
@@ -54,7 +54,7 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
 
     ``m = ceil(log2 N)``. Requires shared attributes (chains compose only then); the maps need not be
     bijections or random. Run the model in float32 with TF32 off, or in float64, never under autocast
-    (THEORY §7): the quadratic pointer cancels terms of size ``beta T^2``.
+    (docs/theory.md §7): the quadratic pointer cancels terms of size ``beta T^2``.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
@@ -67,7 +67,7 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
     n, k_rel = world.n_subjects, world.n_relations
     m = n_bits(n)
     layout = chain_format(fmt, n_hops)
-    n_ctx = layout.seq_len  # THEORY's positional table length T = 2k + 1; inputs are at most 2k long
+    n_ctx = layout.seq_len  # the theory's positional table length T = 2k + 1; inputs are at most 2k long
 
     if fmt == "interleaved":
         lay = _layout(k_rel, m, question_first=False)
@@ -95,10 +95,10 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
     return Construction(
         name=FORMATS[fmt], model=model, world=world,
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=n_hops, cot=fmt),
-        theorem=f"Theorem 4.4 (THEORY {section})",
+        theorem=f"Theorem 4.4 (docs/theory.md {section})",
         dims={**dims, "beta": beta, "m": m},
         params=params, formula=cot_formula(n, k_rel, n_hops, fmt=fmt),
-        # THEORY §6.6: the facts live only in the subject embeddings, K m bits per subject. The other keys
+        # docs/theory.md §6.6: the facts live only in the subject embeddings, K m bits per subject. The other keys
         # follow constructions.single_hop (layout, how S_r encodes an attribute, the selector's gates).
         notes={"content_bits": {"P": 0, "B_e": k_rel * m}, "readout": "fixed", "layout": lay,
                "subject_code": "bits", "code_offset": 0, "gate_hook": "blocks.0.mlp.hook_post",
@@ -108,7 +108,7 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
 
 def cot_formula(n_subjects: int, n_relations: int, n_hops: int, *,
                 fmt: str = "interleaved") -> dict[str, int]:
-    """THEORY §5.1 / §5.2 "Counts" as closed forms, written independently of the build."""
+    """docs/theory.md §5.1 / §5.2 "Counts" as closed forms, written independently of the build."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {sorted(FORMATS)}, got {fmt!r}")
     k, m = n_relations, max(1, (n_subjects - 1).bit_length())  # ceil(log2 N) by integer arithmetic

@@ -1,9 +1,9 @@
-"""Disjoint attributes (THEORY §3, the Appendix F setting): each relation owns its attribute tokens.
+"""Disjoint attributes (docs/theory.md §3, the Appendix F setting): each relation owns its attribute tokens.
 
 Relation r's attribute j is token ``N + K + r n_A + j``; ``f_r: [N] -> [n_A]`` need not be a bijection.
 
 * F0 (:func:`build_disjoint`): no MLP. The relation term of the readout does the selecting, which is
-  impossible with shared attributes (THEORY §2.3).
+  impossible with shared attributes (docs/theory.md §2.3).
 * F1 (:func:`build_disjoint_mlp`): the selector of §2.2 run verbatim on global attribute indices
   ``g = r n_A + j``, with a relation-agnostic readout.
 
@@ -35,7 +35,7 @@ def _disjoint_task(world: World) -> TaskConfig:
 
 
 def build_disjoint(world: World, *, dtype: torch.dtype = torch.float32) -> Construction:
-    """F0 of THEORY §3: one uniform copy head and no MLP; the readout's relation term selects the relation.
+    """F0 of docs/theory.md §3: one uniform copy head and no MLP; the readout's relation term selects the relation.
 
     Guarantee: for every map ``f_r: [N] -> [n_A]`` all N·K queries are right, exactly in any float
     format, with margin 2: ``logit(r, j) = <c(j), c(f_r(s))> + 2 [r = r*]`` scores ``m_A + 2`` for the
@@ -62,13 +62,13 @@ def build_disjoint(world: World, *, dtype: torch.dtype = torch.float32) -> Const
                                    dtype=dtype)
     return Construction(
         name="disjoint", model=model, world=world, task=_disjoint_task(world),
-        theorem="Appendix F setting, F0 (THEORY §3)",
+        theorem="Appendix F setting, F0 (docs/theory.md §3)",
         dims={**dims, "m": m_a}, params=params, formula=_disjoint_formula(n, k_rel, n_attr),
         notes={"layout": lay, "subject_code": "signs", "code_offset": 0})
 
 
 def _disjoint_formula(n: int, k_rel: int, n_attr: int) -> dict[str, int]:
-    """THEORY §3 F0: ``d = K m_A + K``, attention ``2d + 2 K m_A d``, MLP 0, ``V = N + K + K n_A``."""
+    """docs/theory.md §3 F0: ``d = K m_A + K``, attention ``2d + 2 K m_A d``, MLP 0, ``V = N + K + K n_A``."""
     m_a = n_bits(n_attr)
     d = k_rel * m_a + k_rel
     v = n + k_rel + k_rel * n_attr
@@ -76,7 +76,7 @@ def _disjoint_formula(n: int, k_rel: int, n_attr: int) -> dict[str, int]:
 
 
 def build_disjoint_mlp(world: World, *, dtype: torch.dtype = torch.float32) -> Construction:
-    """F1 of THEORY §3: the §2.2 selector on global attribute indices ``g = r n_A + j``.
+    """F1 of docs/theory.md §3: the §2.2 selector on global attribute indices ``g = r n_A + j``.
 
     Guarantee: for every map ``f_r: [N] -> [n_A]`` all N·K queries are right, exactly in any float
     format; the answer scores ``m'`` and every other attribute at most ``m' - 2`` (subjects and
@@ -94,14 +94,14 @@ def build_disjoint_mlp(world: World, *, dtype: torch.dtype = torch.float32) -> C
     model, lay, params, dims = selector_model(codes, m, readout, dtype=dtype)
     return Construction(
         name="disjoint-mlp", model=model, world=world, task=_disjoint_task(world),
-        theorem="Appendix F setting, F1 (THEORY §3)",
+        theorem="Appendix F setting, F1 (docs/theory.md §3)",
         dims={**dims, "m": m}, params=params, formula=_disjoint_mlp_formula(n, k_rel, n_attr),
         notes={"layout": lay, "subject_code": "bits", "code_offset": n_attr,
                "gate_hook": "blocks.0.mlp.hook_post", "gate_units": selector_gate_slices(k_rel, m)})
 
 
 def _disjoint_mlp_formula(n: int, k_rel: int, n_attr: int) -> dict[str, int]:
-    """THEORY §3 F1: §2.1's counts with ``m' = ceil(log2(K n_A))`` and ``V = N + K + K n_A``."""
+    """docs/theory.md §3 F1: §2.1's counts with ``m' = ceil(log2(K n_A))`` and ``V = N + K + K n_A``."""
     m = n_bits(k_rel * n_attr)
     d = (k_rel + 1) * m + k_rel
     v = n + k_rel + k_rel * n_attr

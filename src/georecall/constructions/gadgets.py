@@ -1,4 +1,4 @@
-"""The building blocks every construction shares: THEORY §1.4's gadgets, weight pieces, and assembly.
+"""The building blocks every construction shares: docs/theory.md §1.4's gadgets, weight pieces, and assembly.
 
 * G4 positional table :func:`positional_table` and pointer head :func:`pointer_head` (fixed centre or
   relative offset), the uniform head of §2.2 :func:`uniform_head`, the block copy :func:`copy_blocks`;
@@ -136,7 +136,7 @@ def positional_table(lay: Layout, n_ctx: int) -> np.ndarray:
 
 def pointer_head(lay: Layout, beta: float, *, reads: list[str], writes: list[str], center: float | None = None,
                  offset: int | None = None, gain: float = 1.0) -> Head:
-    """G4 quadratic pointer (THEORY §1.4), copying blocks ``reads`` into ``writes`` (times ``gain``).
+    """G4 quadratic pointer (docs/theory.md §1.4), copying blocks ``reads`` into ``writes`` (times ``gain``).
 
     Give exactly one target: ``center`` c, a fixed position (query ``beta (-c^2, 2c, -1)`` from the constant
     coordinate), or ``offset`` o, the relative position ``t - o`` (query ``beta (-(t-o)^2, 2(t-o), -1)``).
@@ -145,7 +145,7 @@ def pointer_head(lay: Layout, beta: float, *, reads: list[str], writes: list[str
     """
     if (center is None) == (offset is None):
         raise ValueError("give exactly one of center (fixed target) and offset (relative target)")
-    # Column convention (THEORY §1.4): row j gives q_j from the key coordinates (1, t, t^2).
+    # Column convention (docs/theory.md §1.4): row j gives q_j from the key coordinates (1, t, t^2).
     if center is None:
         o = float(offset)
         q_mat = beta * np.array([[-o * o, 2 * o, -1.0], [-2 * o, 2.0, 0.0], [-1.0, 0.0, 0.0]])
@@ -246,7 +246,7 @@ def assemble(*, w_e: np.ndarray, w_pos: np.ndarray | None, heads: list[list[Head
     tied readout ``W_E^T`` (counted 0). Heads are padded to the largest ``d_k``/``d_v`` and MLPs to the
     largest widths: the padding is zero, so the model computes exactly the unpadded build.
 
-    Counts are THEORY's dense minimal ones of the unpadded weights. ``dims`` holds ``d_model``,
+    Counts are the theory's dense minimal ones of the unpadded weights. ``dims`` holds ``d_model``,
     ``mlp_widths`` (every layer's hidden widths in order), ``n_layers``, ``n_heads``, ``heads``
     (``[(d_k, d_v)]`` per layer) and ``n_ctx``.
     """

@@ -1,4 +1,4 @@
-"""Theorem 4.3: depth-k transformers that answer k-hop chains without chain-of-thought (THEORY §4).
+"""Theorem 4.3: depth-k transformers that answer k-hop chains without chain-of-thought (docs/theory.md §4).
 
 Two constructions, both with one G4 pointer head per layer (``beta = 20``) and the positional block
 ``Pi = (1, t, t^2)``; the answer is read at position k (the last relation token):
@@ -40,7 +40,7 @@ from georecall.tasks import World
 
 def build_kv_memory(world: World, n_hops: int, *, beta: float = 20.0,
                     dtype: torch.dtype = torch.float32) -> Construction:
-    """Build Theorem 4.3's key-value-memory model (THEORY §4.1) answering every ``n_hops``-hop chain.
+    """Build Theorem 4.3's key-value-memory model (docs/theory.md §4.1) answering every ``n_hops``-hop chain.
 
     Guarantee: argmax ``= f_{r_k}(... f_{r_1}(s))`` on all ``N K^k`` chains, logit margin 2 (up to the
     softmax leakage, which the G2 clip removes). Dimensions: k layers, one head each (layer 1
@@ -48,7 +48,7 @@ def build_kv_memory(world: World, n_hops: int, *, beta: float = 20.0,
     ``2NK + 2m + 2K`` and all k MLPs identical (one lookup table, tieable). Embeddings and attention
     are fact-free (``E[:, s] = c(s)``); the facts sit in the MLP's output columns. Scale condition
     ``beta >= max(2.8, ln(2m + 9) / 2)`` (sufficient, not tight); the maps may be arbitrary
-    functions of the subjects. Run in float32 with TF32 off, or in float64 (THEORY §7).
+    functions of the subjects. Run in float32 with TF32 off, or in float64 (docs/theory.md §7).
     """
     check_chain_args(world, n_hops, beta)
     n, k_rel = world.n_subjects, world.n_relations
@@ -71,9 +71,9 @@ def build_kv_memory(world: World, n_hops: int, *, beta: float = 20.0,
     return Construction(
         name="kv-memory", model=model, world=world,
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=n_hops),
-        theorem="Theorem 4.3, key-value memory (THEORY §4.1)",
+        theorem="Theorem 4.3, key-value memory (docs/theory.md §4.1)",
         dims={**dims, "beta": beta, "m": m}, params=params, formula=kv_memory_formula(n, k_rel, n_hops),
-        # THEORY §6.6: the table (once; the k copies are tied) holds every fact, K N m bits.
+        # docs/theory.md §6.6: the table (once; the k copies are tied) holds every fact, K N m bits.
         notes={"content_bits": {"P": k_rel * n * m, "B_e": 0}, "readout": "fixed",
                "fact_dependent": ["blocks.*.mlp.W_out"], "blocks": block_bounds(lay)},
     )
@@ -81,7 +81,7 @@ def build_kv_memory(world: World, n_hops: int, *, beta: float = 20.0,
 
 def build_precompute(world: World, n_hops: int, *, beta: float = 20.0,
                      dtype: torch.dtype = torch.float32) -> Construction:
-    """Build Theorem 4.3's embedding pre-computation model (THEORY §4.2) answering every chain.
+    """Build Theorem 4.3's embedding pre-computation model (docs/theory.md §4.2) answering every chain.
 
     Guarantee: argmax ``= f_{r_k}(... f_{r_1}(s))`` on all ``N K^k`` chains, logit margin 2. Needs
     ``K >= 2``. Dimensions: k layers, one head each (layer 1 ``(d_k, d_v) = (3, K^k m + K)``, later
@@ -93,7 +93,7 @@ def build_precompute(world: World, n_hops: int, *, beta: float = 20.0,
     check_chain_args(world, n_hops, beta)
     n, k_rel = world.n_subjects, world.n_relations
     if k_rel < 2:
-        raise ValueError(f"the pre-computation construction needs K >= 2 relations (THEORY §4.2: its "
+        raise ValueError(f"the pre-computation construction needs K >= 2 relations (docs/theory.md §4.2: its "
                          f"d = m (K^(k+1) - 1)/(K - 1) + 2K + 3), got K = {k_rel}; use build_kv_memory")
     m = n_bits(n)
     lay = Layout()
@@ -120,16 +120,16 @@ def build_precompute(world: World, n_hops: int, *, beta: float = 20.0,
     return Construction(
         name="precompute", model=model, world=world,
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=n_hops),
-        theorem="Theorem 4.3, embedding pre-computation (THEORY §4.2)",
+        theorem="Theorem 4.3, embedding pre-computation (docs/theory.md §4.2)",
         dims={**dims, "beta": beta, "m": m}, params=params, formula=precompute_formula(n, k_rel, n_hops),
-        # THEORY §6.6: all facts in the subject embeddings, the depth-k tree of K^k m bits.
+        # docs/theory.md §6.6: all facts in the subject embeddings, the depth-k tree of K^k m bits.
         notes={"content_bits": {"P": 0, "B_e": k_rel ** n_hops * m}, "readout": "fixed",
                "fact_dependent": ["embed.W_E[:N]"], "blocks": block_bounds(lay)},
     )
 
 
 def kv_memory_formula(n_subjects: int, n_relations: int, n_hops: int) -> dict[str, int]:
-    """THEORY §4.1 "Counts" (and §8) as closed forms, written independently of the build."""
+    """docs/theory.md §4.1 "Counts" (and §8) as closed forms, written independently of the build."""
     k, m = n_relations, n_bits(n_subjects)
     v, t = n_subjects + n_relations, n_hops + 1
     d = m + 2 * k + 3
@@ -140,7 +140,7 @@ def kv_memory_formula(n_subjects: int, n_relations: int, n_hops: int) -> dict[st
 
 
 def precompute_formula(n_subjects: int, n_relations: int, n_hops: int) -> dict[str, int]:
-    """THEORY §4.2 "Counts" (and §8) as closed forms (``K >= 2``), written independently of the build."""
+    """docs/theory.md §4.2 "Counts" (and §8) as closed forms (``K >= 2``), written independently of the build."""
     k, m = n_relations, n_bits(n_subjects)
     if k < 2:
         raise ValueError(f"the pre-computation formulas need K >= 2, got {k}")

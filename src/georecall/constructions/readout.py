@@ -1,4 +1,4 @@
-"""THEORY §6.5: models whose readout holds facts, outside the lower bound's fixed-readout class.
+"""docs/theory.md §6.5: models whose readout holds facts, outside the lower bound's fixed-readout class.
 
 * **readout-only** (k = 1): fact-free embeddings, attention and MLP; every fact sits in an untied
   readout ``u_a = [c(f_1^{-1}(a)); ...; c(f_K^{-1}(a))]``. The MLP only routes ``c(s)`` into the block
@@ -8,7 +8,7 @@
   block ``O_{r_2}``, and ``<c(f_{r_2}^{-1}(a)), c(f_{r_1}(s))>`` is maximal iff ``a = f_{r_2}(f_{r_1}(s))``.
   The tied variant (``U = E^T``) keeps the backward codes in the embeddings too.
 
-Attention and MLP are fact-free in all three. Content bits (THEORY §6.6, readout counted):
+Attention and MLP are fact-free in all three. Content bits (docs/theory.md §6.6, readout counted):
 readout-only ``P = NKm, B_e = 0``; meet in the middle ``P = NKm, B_e = Km``; tied ``P = 0, B_e = 2Km``.
 """
 
@@ -35,7 +35,7 @@ from georecall.tasks import World
 
 
 def build_readout_only(world: World, *, dtype: torch.dtype = torch.float32) -> Construction:
-    """Build THEORY §6.5's readout-only model: one hop answered by facts held only in an untied readout.
+    """Build docs/theory.md §6.5's readout-only model: one hop answered by facts held only in an untied readout.
 
     Guarantee: argmax ``= f_r(s)`` on all ``N K`` queries, logit margin exactly 2 (for ``m >= 2``), in any
     float format (uniform attention over two positions is exactly 1/2; all weights are small integers).
@@ -68,7 +68,7 @@ def build_readout_only(world: World, *, dtype: torch.dtype = torch.float32) -> C
     return Construction(
         name="readout-only", model=model, world=world,
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=1),
-        theorem="readout-only model, learned readout (THEORY §6.5 (a))",
+        theorem="readout-only model, learned readout (docs/theory.md §6.5 (a))",
         dims={**dims, "beta": None, "m": m}, params=params, formula=readout_only_formula(n, k_rel),
         notes={"content_bits": {"P": n * k_rel * m, "B_e": 0}, "readout": "learned",
                "fact_dependent": ["unembed.W_U"], "blocks": block_bounds(lay)},
@@ -77,7 +77,7 @@ def build_readout_only(world: World, *, dtype: torch.dtype = torch.float32) -> C
 
 def build_meet_in_middle(world: World, *, tied: bool = False, beta: float = 20.0,
                          dtype: torch.dtype = torch.float32) -> Construction:
-    """Build THEORY §6.5's meet-in-the-middle model: two hops, forward codes in ``e_s``, backward in ``u_a``.
+    """Build docs/theory.md §6.5's meet-in-the-middle model: two hops, forward codes in ``e_s``, backward in ``u_a``.
 
     Guarantee: argmax ``= f_{r_2}(f_{r_1}(s))`` on all ``N K^2`` chains, logit margin 2 (tied: for
     ``m >= 3``; relation logits are at most 1, so tied needs ``N >= 3``). Dimensions: 1 layer, one G4
@@ -127,12 +127,12 @@ def build_meet_in_middle(world: World, *, tied: bool = False, beta: float = 20.0
              "fact_dependent": ["embed.W_E[:N]"] if tied else ["embed.W_E[:N]", "unembed.W_U"]}
     if tied:
         notes["unembedding"] = ("0: the readout is W_E^T (tie_unembed=True), already counted in the "
-                                "embedding; the total is attention + MLP + dV + dT, not THEORY §8's 2dV")
+                                "embedding; the total is attention + MLP + dV + dT, not docs/theory.md §8's 2dV")
     return Construction(
         name="meet-in-middle", model=model, world=world,
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=2),
         theorem="meet-in-the-middle model, " + ("tied readout U = E^T" if tied else "learned readout")
-                + " (THEORY §6.5 (b))",
+                + " (docs/theory.md §6.5 (b))",
         dims={**dims, "beta": beta, "m": m}, params=params,
         formula=meet_in_middle_formula(n, k_rel, tied=tied),
         notes=notes,
@@ -140,7 +140,7 @@ def build_meet_in_middle(world: World, *, tied: bool = False, beta: float = 20.0
 
 
 def readout_only_formula(n_subjects: int, n_relations: int) -> dict[str, int]:
-    """THEORY §6.5 readout-only counts: attention ``2d + 2md``, MLP ``2wd + w + d``, no positions."""
+    """docs/theory.md §6.5 readout-only counts: attention ``2d + 2md``, MLP ``2wd + w + d``, no positions."""
     k, m = n_relations, n_bits(n_subjects)
     v = n_subjects + n_relations
     d, w = m + k + k * m, k * m + k
@@ -149,7 +149,7 @@ def readout_only_formula(n_subjects: int, n_relations: int) -> dict[str, int]:
 
 
 def meet_in_middle_formula(n_subjects: int, n_relations: int, *, tied: bool = False) -> dict[str, int]:
-    """THEORY §6.5 meet-in-the-middle counts: attention ``6d + 2(Km + K)d``, MLP ``2wd + w + d``, ``T = 3``.
+    """docs/theory.md §6.5 meet-in-the-middle counts: attention ``6d + 2(Km + K)d``, MLP ``2wd + w + d``, ``T = 3``.
 
     Tied: no unembedding parameters (the readout is ``W_E^T``).
     """

@@ -32,18 +32,18 @@ CONSTRUCTIONS: dict[str, Recipe] = {r.name: r for r in [
     Recipe("selector-mlp3", "Theorem 4.1, 3-layer MLP", "shared", 1, lambda w, k, dt: build_selector_mlp3(w, dtype=dt)),
     Recipe("attention-only", "Theorem 4.1, attention only", "shared", 1,
            lambda w, k, dt: build_attention_only(w, dtype=dt)),
-    Recipe("disjoint", "THEORY §3 F0", "disjoint", 1, lambda w, k, dt: build_disjoint(w, dtype=dt)),
-    Recipe("disjoint-mlp", "THEORY §3 F1", "disjoint", 1, lambda w, k, dt: build_disjoint_mlp(w, dtype=dt)),
+    Recipe("disjoint", "docs/theory.md §3 F0", "disjoint", 1, lambda w, k, dt: build_disjoint(w, dtype=dt)),
+    Recipe("disjoint-mlp", "docs/theory.md §3 F1", "disjoint", 1, lambda w, k, dt: build_disjoint_mlp(w, dtype=dt)),
     Recipe("kv-memory", "Theorem 4.3, key-value", "shared", None, lambda w, k, dt: build_kv_memory(w, k, dtype=dt)),
     Recipe("precompute", "Theorem 4.3, pre-computation", "shared", None,
            lambda w, k, dt: build_precompute(w, k, dtype=dt)),
     Recipe("cot", "Theorem 4.4, format A", "shared", None, lambda w, k, dt: build_cot(w, k, dtype=dt)),
     Recipe("cot-question-first", "Theorem 4.4, format B", "shared", None,
            lambda w, k, dt: build_cot(w, k, fmt="question_first", dtype=dt)),
-    Recipe("meet-in-middle", "THEORY §6.5", "shared", 2, lambda w, k, dt: build_meet_in_middle(w, dtype=dt)),
-    Recipe("meet-in-middle-tied", "THEORY §6.5, tied", "shared", 2,
+    Recipe("meet-in-middle", "docs/theory.md §6.5", "shared", 2, lambda w, k, dt: build_meet_in_middle(w, dtype=dt)),
+    Recipe("meet-in-middle-tied", "docs/theory.md §6.5, tied", "shared", 2,
            lambda w, k, dt: build_meet_in_middle(w, tied=True, dtype=dt)),
-    Recipe("readout-only", "THEORY §6.5", "shared", 1, lambda w, k, dt: build_readout_only(w, dtype=dt)),
+    Recipe("readout-only", "docs/theory.md §6.5", "shared", 1, lambda w, k, dt: build_readout_only(w, dtype=dt)),
 ]}
 
 

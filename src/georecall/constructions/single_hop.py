@@ -1,10 +1,11 @@
-"""Single hop, shared attributes (Theorem 4.1, THEORY §2): the selector, its 3-layer-MLP variant, attention-only.
+"""Single hop, shared attributes (Theorem 4.1, docs/theory.md §2): the selector, its 3-layer-MLP variant and the
+attention-only model.
 
 All three store the facts only in the subject embeddings, as a *superposition* of per-relation codes:
 subject s holds the code of ``f_r(s)`` in its own block ``S_r`` for every relation r. Attention (and the
 MLP) are fact-free; the unembedding reads the ±1 code ``c(a)`` of the answer from block ``A``.
 
-Layouts (column convention of THEORY; our weights are the TransformerLens transposes):
+Layouts (column convention of docs/theory.md; our weights are the TransformerLens transposes):
 
 * selector:        ``S_0 .. S_{K-1}`` (m each, 0/1 bits), ``Z`` (K, relation one-hot), ``A`` (m)
 * selector-mlp3:   ``S_0 .. S_{K-1}`` (m each), ``Z`` (l, ±1 relation code), ``A`` (m)
@@ -65,7 +66,7 @@ def selector_layout(n_relations: int, m: int, *, z_width: int | None = None, sig
 
 
 def selector_blocks(n_subjects: int, n_relations: int) -> Layout:
-    """The residual layout of the selector (THEORY §2.2): ``S_r`` blocks of m, ``Z`` (K), ``A`` (m).
+    """The residual layout of the selector (docs/theory.md §2.2): ``S_r`` blocks of m, ``Z`` (K), ``A`` (m).
 
     ``lay[f"S_{r}"]`` is the block where a subject embedding holds ``b(f_r(s))``: the linear probe
     ``b(f_r(s)) = Pi_{S_r} E[:, s]``. Its MLP unit ``(r, i)`` is hidden unit ``r*m + i``.
@@ -77,7 +78,7 @@ def selector_blocks(n_subjects: int, n_relations: int) -> Layout:
 
 def selector_model(codes: np.ndarray, m: int, readout: np.ndarray, *, dtype: torch.dtype
                    ) -> tuple[Transformer, Layout, dict[str, int], dict[str, Any]]:
-    """The selector of THEORY §2.2 for subject codes ``codes[r, s]`` (< 2^m) and readout rows ``readout``.
+    """The selector of docs/theory.md §2.2 for subject codes ``codes[r, s]`` (< 2^m) and readout rows ``readout``.
 
     ``codes`` [K, N] ints; ``readout`` [V, m] (row v is what token v reads from block A: ``c(a)`` for an
     answer token, 0 otherwise). Relation r is token ``N + r``. Returns model, layout, counts and dims.
@@ -117,7 +118,7 @@ def _subject_readout(n_subjects: int, n_relations: int, m: int) -> np.ndarray:
 
 
 def build_selector(world: World, *, dtype: torch.dtype = torch.float32) -> Construction:
-    """The selector of Theorem 4.1 (THEORY §2.2): one layer, one uniform head, a one-hidden-layer ReLU MLP.
+    """The selector of Theorem 4.1 (docs/theory.md §2.2): one layer, one uniform head, a one-hidden-layer ReLU MLP.
 
     Guarantee: for every N >= 2, K >= 1 and every choice of maps (bijections or not), the argmax over the
     whole vocabulary is ``f_r(s)`` on all N·K queries ``(s, r)``, exactly in any float format. The
@@ -132,14 +133,14 @@ def build_selector(world: World, *, dtype: torch.dtype = torch.float32) -> Const
     model, lay, params, dims = selector_model(world.maps, m, _subject_readout(n, k_rel, m), dtype=dtype)
     return Construction(
         name="selector", model=model, world=world, task=_shared_task(world),
-        theorem="Theorem 4.1 (THEORY §2.2)",
+        theorem="Theorem 4.1 (docs/theory.md §2.2)",
         dims={**dims, "m": m}, params=params, formula=_selector_formula(n, k_rel),
         notes={"layout": lay, "subject_code": "bits", "code_offset": 0,
                "gate_hook": "blocks.0.mlp.hook_post", "gate_units": selector_gate_slices(k_rel, m)})
 
 
 def _selector_formula(n: int, k_rel: int) -> dict[str, int]:
-    """THEORY §2.1: attention ``2d + 2Kmd``, MLP ``2Kmd + Km + d``, embedding and unembedding ``d(N+K)``."""
+    """docs/theory.md §2.1: attention ``2d + 2Kmd``, MLP ``2Kmd + Km + d``, embedding and unembedding ``d(N+K)``."""
     m = n_bits(n)
     d = (k_rel + 1) * m + k_rel
     v = n + k_rel
@@ -148,7 +149,7 @@ def _selector_formula(n: int, k_rel: int) -> dict[str, int]:
 
 
 def build_selector_mlp3(world: World, *, dtype: torch.dtype = torch.float32) -> Construction:
-    """The selector of Theorem 4.1 with a two-hidden-layer ("3-layer") MLP, THEORY §2.2 (the paper's wording).
+    """The selector of Theorem 4.1 with a two-hidden-layer ("3-layer") MLP, docs/theory.md §2.2 (the paper's wording).
 
     Guarantee: as :func:`build_selector` (all N·K queries right, exactly, margin 2 for N >= 3, 1 at N = 2).
     Dimensions: relation r carries the ±1 code ``c(r)`` of length ``l = max(1, ceil(log2 K))`` in Z, so
@@ -182,14 +183,14 @@ def build_selector_mlp3(world: World, *, dtype: torch.dtype = torch.float32) -> 
                                    dtype=dtype)
     return Construction(
         name="selector-mlp3", model=model, world=world, task=_shared_task(world),
-        theorem="Theorem 4.1, 3-layer MLP variant (THEORY §2.2)",
+        theorem="Theorem 4.1, 3-layer MLP variant (docs/theory.md §2.2)",
         dims={**dims, "m": m, "l": l_z}, params=params, formula=_selector_mlp3_formula(n, k_rel),
         notes={"layout": lay, "subject_code": "bits", "code_offset": 0,
                "gate_hook": "blocks.0.mlp.hook_post2", "gate_units": selector_gate_slices(k_rel, m)})
 
 
 def _selector_mlp3_formula(n: int, k_rel: int) -> dict[str, int]:
-    """THEORY §2.2: attention ``2d + 2Kmd``; MLP ``w1 d + w1 + Km w1 + Km + d Km + d``, ``w1 = Km + K``."""
+    """docs/theory.md §2.2: attention ``2d + 2Kmd``; MLP ``w1 d + w1 + Km w1 + Km + d Km + d``, ``w1 = Km + K``."""
     m, l_z = n_bits(n), n_bits(k_rel)
     km = k_rel * m
     d = km + l_z + m
@@ -201,7 +202,7 @@ def _selector_mlp3_formula(n: int, k_rel: int) -> dict[str, int]:
 
 def build_attention_only(world: World, *, beta: float | None = None,
                          dtype: torch.dtype = torch.float32) -> Construction:
-    """The attention-only variant of Theorem 4.1 (THEORY §2.3): K heads, one per relation, no MLP.
+    """The attention-only variant of Theorem 4.1 (docs/theory.md §2.3): K heads, one per relation, no MLP.
 
     Head r scores the subject ``+beta`` when the query's relation is r and ``-beta`` otherwise, and copies
     ``c(f_r(s))`` into A; the softmax is the nonlinearity that selects. Guarantee: every query is right
@@ -235,13 +236,13 @@ def build_attention_only(world: World, *, beta: float | None = None,
                                    dtype=dtype)
     return Construction(
         name="attention-only", model=model, world=world, task=_shared_task(world),
-        theorem="Theorem 4.1, attention-only variant (THEORY §2.3)",
+        theorem="Theorem 4.1, attention-only variant (docs/theory.md §2.3)",
         dims={**dims, "m": m, "beta": beta}, params=params, formula=_attention_only_formula(n, k_rel),
         notes={"layout": lay, "subject_code": "signs", "code_offset": 0})
 
 
 def _attention_only_formula(n: int, k_rel: int) -> dict[str, int]:
-    """THEORY §2.3: ``d = (K+1)m + K + 1``, attention ``K (2d + 2md)``, no MLP."""
+    """docs/theory.md §2.3: ``d = (K+1)m + K + 1``, attention ``K (2d + 2md)``, no MLP."""
     m = n_bits(n)
     d = (k_rel + 1) * m + k_rel + 1
     v = n + k_rel
@@ -249,7 +250,7 @@ def _attention_only_formula(n: int, k_rel: int) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Editing one fact (THEORY §7, last bullet)
+# Editing one fact (docs/theory.md §7, last bullet)
 
 
 def edit_fact(c: Construction, subject: int, relation: int, new_attribute: int) -> Construction:

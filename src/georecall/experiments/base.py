@@ -285,7 +285,7 @@ def smallest_size(sizes: Sequence[Any], works: Sequence[bool], *,
                   cost: Callable[[Any], Any] | None = None) -> SmallestSize:
     """The one rule for "the smallest size that works", over tried ``sizes`` and whether each ``works``.
 
-    A size is a number (d, m) or a tuple of numbers ((d, m) of a 2-D grid, ordered in every dimension);
+    A size is a number (d, d_mlp) or a tuple of numbers ((d, d_mlp) of a 2-D grid, ordered in every dimension);
     ``cost`` ranks qualifying sizes (default: the size itself; e.g. trainable parameters). On a 1-D
     curve this is the start of the working suffix.
     """

@@ -1,24 +1,24 @@
 """``constructions``: the paper's constructions built by formula, scored on every query, and set beside the bound.
 
-Claim (paper Theorems 4.1, 4.3, 4.4, Appendix F; THEORY §2-§5): there are transformers whose weights are
+Claim (paper Theorems 4.1, 4.3, 4.4, Appendix F; docs/theory.md §2-§5): there are transformers whose weights are
 written down by formula, not trained, that answer every fact exactly: one hop at ``d = O(K log N)``
 (the selector, its 3-layer-MLP and attention-only variants), the disjoint-attribute setting (F0, F1),
 k hops without CoT by a key-value memory or a pre-computed embedding (depth k; sizes growing with k,
 the latter as ``K^k``), and k hops with CoT by one layer whose size does not depend on k. Theorem 4.2
-(THEORY §6) bounds from below the fact-dependent bits ``P`` a no-CoT model needs at a given number of
+(docs/theory.md §6) bounds from below the fact-dependent bits ``P`` a no-CoT model needs at a given number of
 bits ``B_e`` per subject embedding; each construction's content bits are checked against it in its
-readout class (THEORY §6.6).
+readout class (docs/theory.md §6.6).
 
 Nothing is trained (:func:`runs` is empty). :func:`analyze` builds every construction at every size of
 the config (:func:`georecall.constructions.build_construction`, world seed ``seed``), scores it on every
 query (greedy generation for CoT; a seeded sample only where a query space exceeds ``max_queries``,
 recorded as ``all_queries = False``), and records accuracy, the smallest logit margin, ``d_model``, the
-MLP widths and the dense parameter counts measured on the build beside THEORY's closed forms
+MLP widths and the dense parameter counts measured on the build beside the theory's closed forms
 (:func:`georecall.theory.construction_cost`, an implementation independent of the builders), the build
 and score wall times, and the construction against Theorem 4.2
 (:func:`georecall.theory.check_against_bound`, content convention: 1 bit per fact-dependent code
 coordinate). It also tabulates the bound itself for every (N, K, k) at ``B_e = 0, gamma_G,
-sqrt(gamma_G gamma_L), gamma_L`` (THEORY §6.4's table) and as a curve in ``B_e``.
+sqrt(gamma_G gamma_L), gamma_L`` (docs/theory.md §6.4's table) and as a curve in ``B_e``.
 
 Claims C1-C6 are decided from this payload by :mod:`georecall.experiments.claims.constructions`.
 
@@ -78,7 +78,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "meet_in_middle": ("meet-in-middle", "meet-in-middle-tied"),
 }
 COT_NAMES = ("cot", "cot-question-first")
-#: Labels of the bound-table points (THEORY §6.4's table): B_e = 0, gamma_G, sqrt(gamma_G gamma_L), gamma_L.
+#: Labels of the bound-table points (docs/theory.md §6.4's table): B_e = 0, gamma_G, sqrt(gamma_G gamma_L), gamma_L.
 BOUND_POINTS = ("zero", "gamma_G", "mid", "gamma_L")
 N_CURVE = 48  # points of each bound curve required_bits(B_e)
 
@@ -166,7 +166,7 @@ def _finite(x: float | None) -> float | None:
 
 
 def score_row(cfg: Config, name: str, n: int, k_rel: int, k: int) -> dict[str, Any]:
-    """Build ``name`` at (N, K, k), score it, and set it beside THEORY's formulas and Theorem 4.2."""
+    """Build ``name`` at (N, K, k), score it, and set it beside the theory's formulas and Theorem 4.2."""
     import torch
 
     from georecall.constructions import CONSTRUCTIONS, build_construction, score_construction
@@ -197,7 +197,7 @@ def score_row(cfg: Config, name: str, n: int, k_rel: int, k: int) -> dict[str, A
         "accuracy": float(s.accuracy), "n_queries": int(s.n_queries), "n_query_space": int(s.n_query_space),
         "all_queries": s.n_queries == s.n_query_space, "n_wrong": int(s.n_wrong),
         "min_margin": _finite(s.min_margin), "beta": None if beta is None else float(beta),
-        # sizes, measured beside THEORY's closed forms
+        # sizes, measured beside the theory's closed forms
         "d_model": d, "d_model_formula": int(cost.d_model), "d_match": d == cost.d_model,
         "mlp_widths": widths, "mlp_widths_formula": list(cost.mlp_widths),
         "widths_match": widths == list(cost.mlp_widths),
@@ -258,7 +258,7 @@ def bound_curves(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def formula_curves(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """THEORY's d for each single-hop construction and K, at every power of 2 (and measured N) in the range."""
+    """the theory's d for each single-hop construction and K, at every power of 2 (and measured N) in the range."""
     from georecall.theory import construction_cost
 
     out = []
@@ -286,7 +286,7 @@ class Result:
     constructions: list[dict[str, Any]]  # one row per (construction, N, K, k): see score_row for the fields
     bound_table: list[dict[str, Any]]  # Theorem 4.2 (fixed readout) at 4 points of B_e per (N, K, k)
     bound_curves: list[dict[str, Any]]  # required_bits over a grid of B_e per no-CoT (N, K, k)
-    formula_curves: list[dict[str, Any]]  # THEORY's d against K log2 N per single-hop construction and K
+    formula_curves: list[dict[str, Any]]  # the theory's d against K log2 N per single-hop construction and K
     analyze_time_s: float  # wall time of analyze (all builds, scores and bounds)
     notes: list[str]  # conventions a reader of the numbers needs
     schema_version: int = SCHEMA_VERSION  # bumped when a field changes meaning
@@ -297,9 +297,10 @@ class Result:
 NOTES = [
     "accuracy: argmax over the whole vocabulary; CoT: the whole greedy chain must be right. all_queries is False "
     "where the query space exceeded max_queries and a seeded sample of n_sampled queries was scored.",
-    "params: dense minimal counts of the unpadded build; params_formula: THEORY's closed forms "
-    "(georecall.theory.construction_cost); params_match requires both the builder's and THEORY's to equal the build.",
-    "content bits (THEORY §6.6): only fact-dependent parameters count, 1 bit per code coordinate; the bound is "
+    "params: dense minimal counts of the unpadded build; params_formula: the theory's closed forms "
+    "(georecall.theory.construction_cost); params_match requires both the builder's and the theory's to equal the "
+    "build.",
+    "content bits (docs/theory.md §6.6): only fact-dependent parameters count, 1 bit per code coordinate; the bound is "
     "evaluated in each construction's own readout class (fixed, learned with the readout counted, or tied).",
     "CoT constructions are outside the no-CoT bound's class (each step reads a new subject embedding): their "
     "bound_required_bits is the no-CoT requirement they escape, not one they must meet.",

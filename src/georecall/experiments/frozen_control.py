@@ -1,6 +1,6 @@
 """``frozen_control``: with everything fact-free frozen at random, the MLP must hold the facts.
 
-The associative-memory setting (THEORY §6.5, "Consequences for experiments"): token embeddings,
+The associative-memory setting (docs/theory.md §6.5, "Consequences for experiments"): token embeddings,
 position embeddings **and** the unembedding are frozen at a random, fact-independent init, so the only
 place a single-hop world of N subjects and K relations can live is the trainable attention, MLP and
 LayerNorm weights. At a fixed residual width d we sweep the MLP width ``d_mlp`` over a geometric grid
@@ -8,7 +8,7 @@ and find, for each (N, K), the width a one-layer model needs to reach 99 % of th
 associative-memory view predicts that width (and the parameter count) to grow linearly in N·K. The
 contrast is the learned condition: embeddings and readout are trained, and we sweep d (with
 ``d_mlp = learned_mlp_ratio * d``) for the smallest successful model. The learned model can store the
-facts in its embeddings (THEORY §2, the selector), so its attention + MLP parameters grow only with
+facts in its embeddings (docs/theory.md §2, the selector), so its attention + MLP parameters grow only with
 ``d ~ K log N``.
 
 **What counts.** ``params_non_embedding`` = attention + MLP + LayerNorm (the theory's P: every weight
@@ -79,7 +79,8 @@ PROVENANCE = Provenance(
            "in N·K, while learned embeddings need far fewer attention + MLP parameters (growing like "
            "(K log N)^2)."),
     paper_section="§1 Introduction and §2 Related work (the associative-memory baseline); §3 (learnable embeddings)",
-    theorems=("Theorem 4.1", "Theorem 4.2 (fixed-readout class)", "THEORY §6.4 regime 1", "THEORY §6.5"),
+    theorems=("Theorem 4.1", "Theorem 4.2 (fixed-readout class)", "docs/theory.md §6.4 regime 1",
+              "docs/theory.md §6.5"),
     paper_reported={
         "baseline_claim": ("Nichani et al. (2025) prove that a one-layer transformer with fixed random spherical "
                            "embeddings stores all subject-relation-attribute associations using [formula lost in "
@@ -127,7 +128,7 @@ class Config:
     # d values of the learned condition.
     learned_d_grid: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True,
                                                       "increasing": True})
-    learned_mlp_ratio: int = field(metadata={"min": 1})  # learned condition: m = ratio * d
+    learned_mlp_ratio: int = field(metadata={"min": 1})  # learned condition: d_mlp = ratio * d
     # One world and one init per seed (>= 2; "needed" = a strict majority succeeds).
     seeds: tuple[int, ...] = field(metadata={"min": 0, "distinct": True})
     recipe: Recipe  # the training recipe (full batch when recipe.batch_size is None)

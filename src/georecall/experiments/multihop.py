@@ -1,6 +1,6 @@
 """``multihop``: the capacity–depth trade-off, trained — the smallest model that answers k-hop chains.
 
-Claim (THEORY §4–§6, paper §4.2–4.4): without chain-of-thought a depth-k transformer must pay for
+Claim (docs/theory.md §4–§6, paper §4.2–4.4): without chain-of-thought a depth-k transformer must pay for
 k hops in embedding bits or in fact-dependent weights (Theorem 4.2's bound; Theorem 4.3's key-value
 and pre-computation constructions), while with chain-of-thought one layer of constant size answers
 every k (Theorem 4.4). This module trains, for k in ``hops``, a grid of widths ``d_model`` x
@@ -9,7 +9,7 @@ accuracy for each (k, condition):
 
 * ``direct-frozen``: no CoT, a depth-k model (``n_layers = k``) whose unembedding ``W_U, b_U`` is
   frozen at a random, fact-independent init (``unembed_init_std``). This is the bound's class
-  (THEORY §6.5: readout fixed before the facts are drawn).
+  (docs/theory.md §6.5: readout fixed before the facts are drawn).
 * ``direct-learned``: the same with a learned untied readout — a separate condition, outside the
   fixed-readout class (a learned readout can hold backward codes, the meet-in-the-middle model).
 * ``cot-frozen`` / ``cot-learned``: interleaved chain-of-thought (``s r1 s1 r2 s2 ...``) with a
@@ -27,20 +27,20 @@ those runs with the interleaved task.
 The bound (Theorem 4.2, :func:`georecall.theory.required_bits`) is in *bits*: ``gamma_G`` and
 ``gamma_L`` are bits per subject embedding. A trained model's embedding has ``d_model`` float
 coordinates; the analysis states its B_e under an assumed ``bits_per_coordinate`` (default 1, the
-constructions' content convention, THEORY §6.6) and under float32 (32 bits per coordinate, where every
+constructions' content convention, docs/theory.md §6.6) and under float32 (32 bits per coordinate, where every
 model here lies far above ``gamma_L`` and the bound asks for P = 0). The capacity–depth figure plots
 trained sizes and the constructions' dense parameter counts (:func:`construction_cost` of
 ``kv-memory``, ``precompute`` and ``cot``) in parameters, and ``gamma_G``, ``gamma_L`` and the
 constructions' content bits B_e against the trained ``d_model`` (coordinates, i.e. bits at 1 bit per
 coordinate) in a second panel.
 
-Backward-code check (THEORY §6.5). Every successful ``direct-learned`` model is probed (not only
+Backward-code check (docs/theory.md §6.5). Every successful ``direct-learned`` model is probed (not only
 those below ``gamma_L``): cross-validated ridge regression from its readout rows ``u_a`` (the columns
 of ``W_U`` for the N subject tokens, scaled by the final LayerNorm gain) to the backward codes
 ``[c(f_1^{-1}(a)), ..., c(f_K^{-1}(a))]``, with two code books ``c``:
 
 * ``index``: ``c(s)`` = the ±1 binary code of s, the code book of the meet-in-the-middle
-  construction (THEORY §6.5). It detects that construction exactly; a trained model has no access to
+  construction (docs/theory.md §6.5). It detects that construction exactly; a trained model has no access to
   the index bits, so a null result here does not exclude backward information in a learned code.
 * ``readout``: ``c(s) = u_s``, the model's own readout row (a self-consistent backward code:
   ``u_a`` linear in the rows of its preimages). A fact-free readout gives held-out R^2 <= 0.
@@ -94,7 +94,8 @@ PROVENANCE = Provenance(
     claim=("Without chain-of-thought a depth-k transformer pays for k hops in embedding bits or fact-dependent "
            "weights (lower bound and constructions); with chain-of-thought one layer of constant size suffices."),
     paper_section="§4.2 The information bottleneck, §4.3 constructions without CoT, §4.4 breaking the bound with CoT",
-    theorems=("Theorem 4.2", "Theorem 4.3", "Theorem 4.4", "THEORY §4", "THEORY §5", "THEORY §6.4-6.6"),
+    theorems=("Theorem 4.2", "Theorem 4.3", "Theorem 4.4", "docs/theory.md §4", "docs/theory.md §5",
+              "docs/theory.md §6.4-6.6"),
     paper_reported={
         # Our copy of the paper (formulas lost) reports no trained multi-hop numbers; these are its claims.
         "no_cot": "either MLP width or embedding dimension must grow (linearly in N, or exponentially in k)",
@@ -345,7 +346,7 @@ def _counts_of(run: RunConfig) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Pure analysis: the backward-code probe (THEORY §6.5)
+# Pure analysis: the backward-code probe (docs/theory.md §6.5)
 
 
 def index_codes(n: int) -> np.ndarray:
@@ -416,7 +417,7 @@ class ProbeResult:
 def backward_code_probe(readout_rows: np.ndarray, maps: np.ndarray, codes: np.ndarray, *, n_folds: int = 4,
                         ridge: float = 0.1, n_shuffles: int = 20, margin: float = 0.1, seed: int = 0,
                         metric: str | None = None) -> ProbeResult:
-    """Does the readout ``u_a`` linearly hold the backward codes ``codes[f_r^{-1}(a)]``? (THEORY §6.5).
+    """Does the readout ``u_a`` linearly hold the backward codes ``codes[f_r^{-1}(a)]``? (docs/theory.md §6.5).
 
     ``readout_rows`` [N, d] (row a = u_a), ``maps`` [K, N] bijections, ``codes`` [N, c]. The control
     permutes which attribute each target row belongs to. ``metric`` defaults to ``bit_accuracy`` for

@@ -1,7 +1,7 @@
 """Threshold: the smallest d_model at which a one-layer transformer with learned embeddings recalls every fact.
 
 Claim (paper §5, "the capacity threshold predicted by theory is borne out empirically"; Theorem 4.1,
-THEORY §4.1, §6.4-§6.6): trained with learned embeddings, a one-layer transformer memorises all N·K
+docs/theory.md §4.1, §6.4-§6.6): trained with learned embeddings, a one-layer transformer memorises all N·K
 single-hop facts ``(s, r) -> f_r(s)`` once d_model passes a threshold d*(N, K) that grows like
 ``K log2 N`` (the selector construction needs ``d = (K+1) ceil(log2 N) + K``; the lower bound speaks of
 ``gamma = K log2 N`` *bits* per subject embedding — bits, not float dimensions).
@@ -18,7 +18,7 @@ and under four conditions (LayerNorm on/off × readout):
 * ``ln_learned`` (**primary**, the usual model): pre-LayerNorm, a learned untied unembedding ``W_U``.
 * ``ln_frozen``: pre-LayerNorm, a frozen, fact-independent random unembedding drawn from the init seed
   before the facts (``W_U ~ N(0, 1/d)``, ``b_U = 0``): the fixed-readout class the lower bound speaks of
-  (THEORY §6.5). A learned readout can hold the facts itself (the readout-only model of §6.5).
+  (docs/theory.md §6.5). A learned readout can hold the facts itself (the readout-only model of §6.5).
 * ``noln_learned``, ``noln_frozen``: the same without any LayerNorm (LayerNorm moves the threshold).
 
 The threshold. ``d*`` is the smallest tested d at which a strict majority of the seeds reach accuracy
@@ -72,11 +72,11 @@ PROVENANCE = Provenance(
     claim="With learned embeddings, a one-layer transformer memorises all N·K single-hop facts once d_model "
           "passes a threshold that grows like K log2 N (logarithmic in N), as the selector construction predicts.",
     paper_section="§5 Empirical verification (capacity threshold); §4.1 (single hop)",
-    theorems=("Theorem 4.1", "Theorem 4.2", "THEORY §4.1", "THEORY §6.4", "THEORY §6.5", "THEORY §6.6"),
+    theorems=("Theorem 4.1", "Theorem 4.2", "docs/theory.md §4.1", "docs/theory.md §6.4", "docs/theory.md §6.5",
+              "docs/theory.md §6.6"),
     paper_reported={
         "threshold": "our copy of the paper states that 'the capacity threshold predicted by theory is borne out "
                      "empirically' (§1, §5); its numbers and figure were lost with the formulas",
-        "selector_d_model": "(K+1) ceil(log2 N) + K (Theorem 4.1, THEORY §8)",
     },
 )
 
@@ -125,7 +125,7 @@ class ThresholdConfig:
     conditions: tuple[str, ...] = field(default=tuple(CONDITIONS),
                                         metadata={"nonempty": True, "distinct": True, "choices": tuple(CONDITIONS)})
     d_min: int = field(default=2, metadata={"min": 1})  # smallest d tried (small grids collapse onto consecutive ints)
-    mlp_ratio: int = field(default=4, metadata={"min": 1})  # m = mlp_ratio * d
+    mlp_ratio: int = field(default=4, metadata={"min": 1})  # d_mlp = mlp_ratio * d
     n_bootstrap: int = field(default=500, metadata={"min": 0})  # seed-bootstrap replicates of the law comparison
     bootstrap_seed: int = field(default=0, metadata={"min": 0})  # numpy seed of the bootstrap (deterministic)
 

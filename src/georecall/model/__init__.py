@@ -1,4 +1,4 @@
-"""The ensemble-native decoder-only transformer (THEORY §1.2), its hook sites and greedy CoT generation."""
+"""The ensemble-native decoder-only transformer (docs/theory.md §1.2), its hook sites and greedy CoT generation."""
 
 from georecall.model.generate import generate_cot
 from georecall.model.hooks import HookFn, HookPoint

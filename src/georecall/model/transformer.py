@@ -1,4 +1,4 @@
-"""The decoder-only transformer of THEORY §1.2, with a leading ensemble axis on every parameter.
+"""The decoder-only transformer of docs/theory.md §1.2, with a leading ensemble axis on every parameter.
 
 E independent models of one shape live in one module: every parameter has shape ``[E, ...]`` and
 every operation is one batched kernel over the members. A single model is ``E = 1``; there is no

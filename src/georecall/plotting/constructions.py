@@ -2,7 +2,7 @@
 
 Three figures, each a PNG with the CSV of its numbers beside it:
 
-* ``d_vs_klogn``: d against K log₂ N for every single-hop construction and size, THEORY's formula as a line;
+* ``d_vs_klogn``: d against K log₂ N for every single-hop construction and size, the theory's formula as a line;
 * ``size_vs_hops``: d and parameters against k for the depth-k constructions (key-value, pre-computation)
   and the one-layer CoT constructions;
 * ``bits_vs_bound``: each construction's content bits P against the bits Theorem 4.2 requires at its B_e,
@@ -62,8 +62,8 @@ def _plot_d_vs_klogn(payload: Mapping[str, Any], folder: Path) -> list[Path]:
     rows = [r for r in payload["constructions"] if r["name"] in SINGLE_HOP]
     names = [n for n in SINGLE_HOP if any(r["name"] == n for r in rows)]
     csv_path = _write_csv(folder / "d_vs_klogn.csv",
-                          ["construction", "N", "K", "m", "K_log2_N", "d", "d_formula", "mlp_widths", "accuracy",
-                           "d_over_K_log2_N"],
+                          ["construction", "N", "K", "m_code_bits", "K_log2_N", "d", "d_formula", "mlp_widths",
+                           "accuracy", "d_over_K_log2_N"],
                           ([r["name"], r["n_subjects"], r["n_relations"], r["m"], r["k_log2_n"], r["d_model"],
                             r["d_model_formula"], " ".join(str(w) for w in r["mlp_widths"]), r["accuracy"],
                             r["d_over_k_log2_n"]] for r in rows))
@@ -89,13 +89,13 @@ def _plot_d_vs_klogn(payload: Mapping[str, Any], folder: Path) -> list[Path]:
             for c in curves:
                 if c["name"] == name and c["n_relations"] == k_rel:
                     ax.plot(c["k_log2_n"], c["d_model_formula"], "-", color=colors[k_rel], lw=0.8, alpha=0.7,
-                            label=f"THEORY's formula, {K_} = {k_rel}")
+                            label=f"the theory's formula, {K_} = {k_rel}")
         ax.set_title(name)
         ax.set_xlabel(LABELS["k_log2_n"])
         ax.set_ylabel(LABELS["d_model"])
         ax.legend(fontsize=6)
     fig.suptitle(f"{D_} against {SYMBOLS['k_log2_n']}: single-hop constructions at every size "
-                 f"(markers: built and scored on every query; lines: THEORY's {D_})")
+                 f"(markers: built and scored on every query; lines: the theory's {D_})")
     png = save(fig, folder / "d_vs_klogn.png")
     return [png, csv_path]
 

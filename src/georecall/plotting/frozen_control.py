@@ -1,9 +1,9 @@
 """Figures of the ``frozen_control`` experiment, drawn from its payload alone (torch-free).
 
 * ``frozen_accuracy_vs_width.png`` / ``.csv``: frozen embeddings and readout at fixed d, accuracy against
-  the MLP width m, one line per (N, K) (mean over seeds, bars min–max over seeds), the needed m starred.
-* ``learned_accuracy_vs_d.png`` / ``.csv``: the learned condition, accuracy against d (m = ratio·d).
-* ``params_needed_vs_nk.png`` / ``.csv``: the m needed (frozen) against N·K with the width-slope fit, and
+  the MLP width d_mlp, one line per (N, K) (mean over seeds, bars min–max over seeds), the needed d_mlp starred.
+* ``learned_accuracy_vs_d.png`` / ``.csv``: the learned condition, accuracy against d (d_mlp = ratio·d).
+* ``params_needed_vs_nk.png`` / ``.csv``: the d_mlp needed (frozen) against N·K with the width-slope fit, and
   the attention + MLP + LayerNorm parameters needed by both conditions against N·K (log-log), with the
   selector construction's attention + MLP count (theory) for learned embeddings.
 """
@@ -139,11 +139,11 @@ def _params_figure(folder: Path, data: Mapping[str, Any]) -> list[Path]:
                          mfc=CONDITION_COLORS[FROZEN] if p["status"] == "bracketed" else "none")
         handles = [Line2D([], [], marker=_k_marker(k, ks), ls="none", color="gray", label=f"K = {k}") for k in ks]
         handles += [Line2D([], [], marker="o", ls="none", color=CONDITION_COLORS[FROZEN],
-                           label="filled: bracketed (a smaller m failed)"),
+                           label="filled: bracketed (a smaller d_mlp failed)"),
                     Line2D([], [], marker="o", ls="none", color=CONDITION_COLORS[FROZEN], mfc="none",
-                           label="hollow: upper bound (the smallest tried m passed)"),
+                           label="hollow: upper bound (the smallest tried d_mlp passed)"),
                     Line2D([], [], marker="o", ls="none", color="tab:red", mfc="none",
-                           label="red: need > the largest tried m (drawn there)")]
+                           label="red: need > the largest tried d_mlp (drawn there)")]
         ws = data["width_slope"]
         if ws["slope"] is not None and fz:
             top = max(p["NK"] for p in fz)
@@ -152,14 +152,14 @@ def _params_figure(folder: Path, data: Mapping[str, Any]) -> list[Path]:
             ci_txt = "" if ci is None else f"\nslope 95% interval over seeds (bootstrap): [{ci[0]:.3g}, {ci[1]:.3g}]"
             se = "n/a" if ws["stderr"] is None else f"{ws['stderr']:.2g}"
             (line,) = ax0.plot(xs, [ws["intercept"] + ws["slope"] * x for x in xs], color=CONDITION_COLORS[FROZEN],
-                               lw=1, label=f"fit: m = {ws['slope']:.3g}·N·K {ws['intercept']:+.3g} "
+                               lw=1, label=f"fit: d_mlp = {ws['slope']:.3g}·N·K {ws['intercept']:+.3g} "
                                            f"(OLS s.e. {se}){ci_txt}")
             handles.append(line)
         if not fz:
             empty_panel(ax0, "no frozen point")
         ax0.set_xlabel(LABELS["nk"])
-        ax0.set_ylabel(f"m needed (MLP width; frozen embeddings + readout, d = {d})")
-        ax0.set_title("MLP width m needed for the target (frozen)")
+        ax0.set_ylabel(f"d_mlp needed (MLP width; frozen embeddings + readout, d = {d})")
+        ax0.set_title("MLP width d_mlp needed for the target (frozen)")
         ax0.legend(handles=handles, loc="upper left")
         # (b) parameters needed against N·K, log-log, frozen vs learned; one marker per K.
         handles = []
@@ -213,15 +213,15 @@ def _params_figure(folder: Path, data: Mapping[str, Any]) -> list[Path]:
 
 
 def plot(payload: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Accuracy against m (frozen), accuracy against d (learned), parameters needed against N·K; each with a CSV."""
+    """Accuracy against d_mlp (frozen), accuracy against d (learned), parameters needed against N·K; each with a CSV."""
     folder = Path(folder)
     cfg = payload["config"]
     target = success_level(cfg)
     out: list[Path] = []
     for cond, name, xlabel, title in (
         (FROZEN, FIGURES[0], LABELS["d_mlp"],
-         f"Frozen random embeddings + readout (d = {cfg['d_model']}): accuracy against m"),
-        (LEARNED, FIGURES[1], f"{LABELS['d_model']}; m = {cfg['learned_mlp_ratio']}·d",
+         f"Frozen random embeddings + readout (d = {cfg['d_model']}): accuracy against d_mlp"),
+        (LEARNED, FIGURES[1], f"{LABELS['d_model']}; d_mlp = {cfg['learned_mlp_ratio']}·d",
          "Learned embeddings + readout: accuracy against d"),
     ):
         curves = [c for c in payload["curves"] if c["condition"] == cond]

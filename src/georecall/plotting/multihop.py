@@ -3,7 +3,7 @@
 * ``capacity_depth.png`` / ``.csv``: the smallest successful model per hop count k and condition (trainable
   parameters, and its d as bits per subject embedding) beside the constructions' dense parameter counts
   and content bits (theory) and Theorem 4.2's γ_G, γ_L and required P at B_e = 0 (theory).
-* ``success_grid.png`` / ``.csv``: the fraction of seeds reaching the target over the (d, m) grid, one
+* ``success_grid.png`` / ``.csv``: the fraction of seeds reaching the target over the (d, d_mlp) grid, one
   panel per (condition, k).
 * ``backward_probe.png`` / ``.csv``: the backward-code probes of the successful direct-learned models
   against their shuffled controls.
@@ -162,7 +162,7 @@ def _plot_probe(res: Mapping[str, Any], folder: Path) -> list[Path]:
                        label="shuffled control (mean over shuffles)")
                 ax.scatter([v + 0.2 for v in x], [p[f"{book}_control_max"] for p in probes], marker="_", color="k",
                            s=80, label="shuffled control (max over shuffles)", zorder=3)
-                ax.set_xticks(x, [f"k={p['k']} d={p['d_model']} m={p['d_mlp']} seed {p['seed']}" for p in probes],
+                ax.set_xticks(x, [f"k={p['k']} d={p['d_model']} d_mlp={p['d_mlp']} seed {p['seed']}" for p in probes],
                               rotation=90, fontsize=6)
                 metric = probes[0][f"{book}_metric"]
                 floor = (0.5 if metric == "bit_accuracy" else 0.0) + res["recipe"]["probe"]["margin"]

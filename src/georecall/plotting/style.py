@@ -14,13 +14,13 @@ from typing import Any
 
 #: The paper's symbols, used in every axis label and title.
 SYMBOLS: dict[str, str] = {
-    "n_subjects": "N", "n_relations": "K", "d_model": "d", "n_hops": "k", "d_mlp": "m",
+    "n_subjects": "N", "n_relations": "K", "d_model": "d", "n_hops": "k", "d_mlp": "d_mlp",
     "k_log2_n": "K log₂ N", "log2_n": "log₂ N", "nk": "N·K",
 }
 #: Axis labels built from the symbols.
 LABELS: dict[str, str] = {
     "n_subjects": "N (subjects)", "n_relations": "K (relations)", "d_model": "d (embedding dimension)",
-    "n_hops": "k (hops)", "d_mlp": "m (MLP width)", "k_log2_n": "K log₂ N", "nk": "N·K (facts)",
+    "n_hops": "k (hops)", "d_mlp": "d_mlp (MLP width)", "k_log2_n": "K log₂ N", "nk": "N·K (facts)",
     "accuracy": "accuracy", "params": "parameters",
 }
 _RC: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Task worlds, the vocabulary layout, query formats and query sets (THEORY §1.1)."""
+"""Task worlds, the vocabulary layout, query formats and query sets (docs/theory.md §1.1)."""
 
 from georecall.tasks.formats import COT_FORMATS, ChainFormat, chain_format
 from georecall.tasks.queries import (

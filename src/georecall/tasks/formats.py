@@ -1,4 +1,4 @@
-"""Query formats: where subjects, relations and answers sit in a k-hop sequence (THEORY §1.1).
+"""Query formats: where subjects, relations and answers sit in a k-hop sequence (docs/theory.md §1.1).
 
 The full sequences, for start subject ``s_0``, relations ``r_1..r_k`` and ``s_j = f_{r_j}(s_{j-1})``::
 

@@ -1,4 +1,4 @@
-"""Query sets: single hop, k hops, and chain-of-thought in both formats (THEORY §1.1).
+"""Query sets: single hop, k hops, and chain-of-thought in both formats (docs/theory.md §1.1).
 
 Worked token examples with N = 4 subjects (ids 0..3) and K = 2 relations (ids 4, 5), k = 2,
 subject 1, chain (r_1, r_2) = (0, 1), f_0(1) = 3, f_1(3) = 2:

@@ -1,4 +1,4 @@
-"""The token layout: which id is which subject, relation or attribute (THEORY §1.1)."""
+"""The token layout: which id is which subject, relation or attribute (docs/theory.md §1.1)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Vocab:
         [N + K, N + K + K*A)   attribute a of relation r      -> id N + K + r*A + a   (disjoint only)
 
     In the shared setting attributes *are* subjects (attribute a of any relation is token a), which
-    is what lets chains compose. In the disjoint setting (THEORY §3) each relation owns A attribute
+    is what lets chains compose. In the disjoint setting (docs/theory.md §3) each relation owns A attribute
     tokens.
     """
 

@@ -1,4 +1,4 @@
-"""Closed-form bounds and thresholds: Theorem 4.2's lower bound and the constructions' costs (THEORY §6, §8).
+"""Closed-form bounds and thresholds: Theorem 4.2's lower bound and the constructions' costs (docs/theory.md §6, §8).
 
 Pure Python; imports nothing from georecall but this package. Figures live in
 :mod:`georecall.theory.figures` (matplotlib only) and are not imported here.

@@ -1,8 +1,8 @@
-"""Closed-form lower bound of Theorem 4.2 and the constructions' costs against it (THEORY §6, §8).
+"""Closed-form lower bound of Theorem 4.2 and the constructions' costs against it (docs/theory.md §6, §8).
 
 Pure Python (``math`` only). Units: *bits*. ``P`` is log2 of the number of distinct values the
 fact-dependent non-embedding parameters take over instances, ``B_e`` (``embedding_bits``) is log2 of
-the number of distinct values one subject embedding takes (THEORY §6.1). ``N``, ``K``, ``k`` are the
+the number of distinct values one subject embedding takes (docs/theory.md §6.1). ``N``, ``K``, ``k`` are the
 numbers of subjects, relations and hops (the configs' ``n_subjects``, ``n_relations``, ``n_hops``).
 
 * :func:`required_bits` — ``P >= max(0, G, L)`` (§6.2, §6.4), with both thresholds and the regime.
@@ -24,7 +24,7 @@ Convention = Literal["content", "float32"]
 READOUTS: tuple[str, ...] = ("fixed", "learned", "tied")
 CONVENTIONS: tuple[str, ...] = ("content", "float32")
 
-#: Bit counts below this are float rounding of an exact 0 (THEORY §6.4).
+#: Bit counts below this are float rounding of an exact 0 (docs/theory.md §6.4).
 ZERO_TOL = 1e-6
 
 _LN2 = math.log(2.0)
@@ -76,13 +76,13 @@ def _clip(x: float) -> float:
 
 
 def log2_factorial(n: int) -> float:
-    """``log2 n!`` via ``lgamma`` (THEORY §6.4); exact enough for n up to ~1e15."""
+    """``log2 n!`` via ``lgamma`` (docs/theory.md §6.4); exact enough for n up to ~1e15."""
     n = _as_int("n", n, 0)
     return math.lgamma(n + 1) / _LN2
 
 
 def nodes(K: int, j: int) -> int:
-    """``n_j = 1 + K + ... + K^j``: vertices of a complete K-ary tree of depth j (THEORY §6.2).
+    """``n_j = 1 + K + ... + K^j``: vertices of a complete K-ary tree of depth j (docs/theory.md §6.2).
 
     ``n_{-1} = 0``; ``n_j = j + 1`` for ``K = 1``. Exact integer arithmetic.
     """
@@ -96,14 +96,14 @@ def nodes(K: int, j: int) -> int:
 
 
 def information_bits(N: int, K: int) -> float:
-    """``K log2 N!``: the information content of a world of K bijections of [N] (THEORY §6.2, k = 1)."""
+    """``K log2 N!``: the information content of a world of K bijections of [N] (docs/theory.md §6.2, k = 1)."""
     N = _as_int("N", N, 2)
     K = _as_int("K", K, 1)
     return K * log2_factorial(N)
 
 
 def log2_n_maps(N: int, K: int, k: int) -> float:
-    """Lower bound on log2 of the number of distinct k-hop maps ``F`` over instances (THEORY §6.2, §6.3).
+    """Lower bound on log2 of the number of distinct k-hop maps ``F`` over instances (docs/theory.md §6.2, §6.3).
 
     ``K log2 N!`` for k = 1; ``K log2 N! - 2 log2 N`` for k >= 2, K >= 2; 0 (no count) for k >= 2, K = 1.
     """
@@ -118,12 +118,12 @@ def log2_n_maps(N: int, K: int, k: int) -> float:
 
 
 def gamma_global(N: int, K: int, k: int) -> float:
-    """``gamma_G = log2 #maps / N``: bits per subject embedding at which G vanishes (THEORY §6.4)."""
+    """``gamma_G = log2 #maps / N``: bits per subject embedding at which G vanishes (docs/theory.md §6.4)."""
     return log2_n_maps(N, K, k) / _as_int("N", N, 2)
 
 
 def local_term(N: int, K: int, k: int, M: int, embedding_bits: float = 0.0) -> float:
-    """The M-tree local count ``K [log2 (N - M n_{k-2})! - log2 (N - M n_{k-1})!] - M B_e`` (THEORY §6.2).
+    """The M-tree local count ``K [log2 (N - M n_{k-2})! - log2 (N - M n_{k-1})!] - M B_e`` (docs/theory.md §6.2).
 
     ``M`` must be admissible: ``1 <= M <= N // n_{k-1}``. With ``B_e = 0`` this is log2 of the number of
     restricted maps of the disjoint-tree family of §6.3.
@@ -171,7 +171,7 @@ def _max_local(N: int, K: int, k: int, b: float) -> tuple[float, int] | None:
 
 
 def gamma_local(N: int, K: int, k: int, readout: Readout = "fixed") -> float | None:
-    """``gamma_L``: the M = 1 local term at ``B_e = 0`` (about ``K^k log2 N``), where L vanishes (THEORY §6.4).
+    """``gamma_L``: the M = 1 local term at ``B_e = 0`` (about ``K^k log2 N``), where L vanishes (docs/theory.md §6.4).
 
     None where L does not apply (tied readout, or ``N < n_{k-1}``).
     """
@@ -189,7 +189,7 @@ def gamma_local(N: int, K: int, k: int, readout: Readout = "fixed") -> float | N
 
 @dataclass(frozen=True)
 class BoundResult:
-    """What Theorem 4.2 demands of a no-CoT model at a given embedding budget (THEORY §6.2, §6.4)."""
+    """What Theorem 4.2 demands of a no-CoT model at a given embedding budget (docs/theory.md §6.2, §6.4)."""
 
     N: int  # subjects
     K: int  # relations
@@ -217,7 +217,7 @@ class BoundResult:
 
 
 def required_bits(N: int, K: int, k: int, embedding_bits: float, readout: Readout = "fixed") -> BoundResult:
-    """Bits ``P >= max(0, G, L)`` a no-CoT model needs at ``B_e = embedding_bits`` (THEORY §6.2, §6.4).
+    """Bits ``P >= max(0, G, L)`` a no-CoT model needs at ``B_e = embedding_bits`` (docs/theory.md §6.2, §6.4).
 
     ``readout`` names the class of the caller's model (§6.5): ``"fixed"`` (readout fixed before the
     facts), ``"learned"`` (same numbers; the caller counts the readout's bits in its P) or ``"tied"``
@@ -254,7 +254,7 @@ def required_bits(N: int, K: int, k: int, embedding_bits: float, readout: Readou
 # --------------------------------------------------------------------------------------------------
 # Construction costs
 
-#: Every construction of THEORY with a closed-form cost (§8), in the order of the summary table.
+#: Every construction of docs/theory.md with a closed-form cost (§8), in the order of the summary table.
 CONSTRUCTIONS: tuple[str, ...] = (
     "selector", "selector-mlp3", "attention-only", "disjoint", "disjoint-mlp", "kv-memory", "precompute",
     "cot", "cot-question-first", "readout-only", "meet-in-middle", "meet-in-middle-tied",
@@ -264,16 +264,16 @@ _COT = ("cot", "cot-question-first")
 
 
 def code_length(n: int) -> int:
-    """``m = ceil(log2 n)``, at least 1 (THEORY §1.3); exact integer arithmetic."""
+    """``m = ceil(log2 n)``, at least 1 (docs/theory.md §1.3); exact integer arithmetic."""
     n = _as_int("n", n, 1)
     return max(1, (n - 1).bit_length())
 
 
 @dataclass(frozen=True)
 class CostResult:
-    """Closed-form size of one construction and its (P, B_e) under both conventions (THEORY §6.6, §8).
+    """Closed-form size of one construction and its (P, B_e) under both conventions (docs/theory.md §6.6, §8).
 
-    Dense minimal counts as in THEORY §1.2: attention is ``sum over heads of 2 d_k d + 2 d_v d``, an MLP
+    Dense minimal counts as in docs/theory.md §1.2: attention is ``sum over heads of 2 d_k d + 2 d_v d``, an MLP
     is ``w d + w + d w + d`` per hidden layer pair, embedding ``d V``, unembedding ``V d`` (0 when tied:
     it is the embedding), positional ``d T`` where positions are used.
     """
@@ -296,7 +296,7 @@ class CostResult:
     mlp: int  # all MLPs of all layers (dense, layers counted separately even where weight-tied)
     unembedding: int  # V d; 0 for a tied readout
     total: int  # sum of the five
-    readout: str  # "fixed", "learned" or "tied" (THEORY §6.5)
+    readout: str  # "fixed", "learned" or "tied" (docs/theory.md §6.5)
     in_class: bool  # inside the no-CoT bound's model class (False for CoT: it escapes, §6.6)
     P_bits_content: float  # fact-dependent non-embedding bits, 1 bit per code coordinate (§6.6)
     embedding_bits_content: float  # B_e: fact-dependent code coordinates per subject embedding (§6.6)
@@ -304,7 +304,7 @@ class CostResult:
     embedding_bits_float32: float  # 32 d (§6.6)
 
     def bits(self, convention: Convention = "content") -> tuple[float, float]:
-        """``(P, B_e)`` under ``convention`` ("content" or "float32", THEORY §6.6)."""
+        """``(P, B_e)`` under ``convention`` ("content" or "float32", docs/theory.md §6.6)."""
         if convention == "content":
             return self.P_bits_content, self.embedding_bits_content
         if convention == "float32":
@@ -318,7 +318,7 @@ def _mlp(widths: tuple[int, ...], d: int) -> int:
 
 
 def construction_cost(name: str, N: int, K: int, k: int) -> CostResult:
-    """Closed-form d_model, widths, dense counts and (P, B_e) of construction ``name`` (THEORY §8, §6.6).
+    """Closed-form d_model, widths, dense counts and (P, B_e) of construction ``name`` (docs/theory.md §8, §6.6).
 
     Single-hop constructions (selector family, disjoint, readout-only) need k = 1, the meet-in-the-middle
     models k = 2, pre-computation K >= 2; ``ValueError`` otherwise. The disjoint constructions are costed
@@ -440,7 +440,7 @@ def construction_cost(name: str, N: int, K: int, k: int) -> CostResult:
 
 @dataclass(frozen=True)
 class BoundCheck:
-    """One construction's P against the P the bound needs at its B_e (THEORY §6.6)."""
+    """One construction's P against the P the bound needs at its B_e (docs/theory.md §6.6)."""
 
     name: str  # construction
     N: int  # subjects
@@ -461,7 +461,7 @@ class BoundCheck:
 
 
 def check_against_bound(name: str, N: int, K: int, k: int, convention: Convention = "content") -> BoundCheck:
-    """Score construction ``name`` against Theorem 4.2 at its own B_e and readout (THEORY §6.6).
+    """Score construction ``name`` against Theorem 4.2 at its own B_e and readout (docs/theory.md §6.6).
 
     A construction in the class with ``holds = False`` would contradict the theorem; CoT is scored too
     (so its P can be compared) but is ``outside_class``: each step reads a new subject embedding.

@@ -1,4 +1,4 @@
-"""Figures of the closed-form theory: cost against hops, and the selector's width against N (THEORY §4-§6, §8).
+"""Figures of the closed-form theory: cost against hops, and the selector's width against N (docs/theory.md §4-§6, §8).
 
 matplotlib only, drawn on a bare :class:`~matplotlib.figure.Figure` with the Agg canvas (no pyplot state,
 no torch). Each function returns the Figure and writes a PNG when ``path`` is given; file names are the
@@ -48,7 +48,7 @@ def _check_ints(name: str, values: Sequence[int], minimum: int) -> list[int]:
 
 
 def plot_cost_vs_hops(N: int, K: int, ks: Sequence[int], path: str | os.PathLike | None = None) -> Figure:
-    """Cost of key-value, pre-computation and CoT against the number of hops k, beside the bound (THEORY §4-§6).
+    """Cost of key-value, pre-computation and CoT against the number of hops k, beside the bound (docs/theory.md §4-§6).
 
     Left panel: dense parameter counts (attention + MLP + embeddings + unembedding + positions, §8) of
     key-value memory (§4.1), pre-computation (§4.2; drawn only for K >= 2) and CoT format A (§5.1).
@@ -105,7 +105,7 @@ def plot_cost_vs_hops(N: int, K: int, ks: Sequence[int], path: str | os.PathLike
 
 
 def plot_dmodel_vs_n(K: int, Ns: Sequence[int], path: str | os.PathLike | None = None) -> Figure:
-    """The single-hop selector's d_model against N, beside K log2 N bits per subject (THEORY §2.1, §6.4, §6.6).
+    """The single-hop selector's d_model against N, beside K log2 N bits per subject (docs/theory.md §2.1, §6.4, §6.6).
 
     Markers: d_model of :func:`construction_cost` for the selector; steps: the exact formula
     ``(K+1) ceil(log2 N) + K`` over every integer N in range; dashed: ``K log2 N`` (the k = 1 threshold

@@ -10,7 +10,7 @@ construction and size: ``name``, ``n_subjects``, ``n_relations``, ``n_hops``, ``
 it compared.
 
 Common rules. A theorem that says "exact on every query" is refuted by one wrong query, so any accuracy
-below 1 is ``not reproduced``. Sizes are demanded as THEORY states them: ``d_model``, the MLP widths and
+below 1 is ``not reproduced``. Sizes are demanded as docs/theory.md states them: ``d_model``, the MLP widths and
 every dense parameter count equal to the closed forms (``*_match``); a mismatch with exact answers is
 ``partly`` (the construction works but is not the one stated). Scoring on a sample instead of every query
 is ``partly`` for the single-hop and depth-k claims (their query spaces are small enough to enumerate).
@@ -83,7 +83,7 @@ def decide_c1(payloads: Payloads) -> Decision:
         rises = [i for i in range(1, len(g)) if ratios[i] > ratios[i - 1] * (1 + RATIO_RTOL)]
         span[name] = max(span[name], g[-1]["n_subjects"] / g[0]["n_subjects"])
         if rises:
-            growth.append(f"{name} K={k_rel}: d/(K m) rises from N={g[rises[0] - 1]['n_subjects']} "
+            growth.append(f"{name} K={k_rel}: d/(K⌈log2 N⌉) rises from N={g[rises[0] - 1]['n_subjects']} "
                           f"to N={g[rises[0]]['n_subjects']}")
     nums.update({
         "max_d_over_K_log2_N": max(r["d_model"] / r["k_log2_n"] for r in rows),
@@ -96,7 +96,8 @@ def decide_c1(payloads: Payloads) -> Decision:
     if growth:
         problems.append("d grows faster than K log N at fixed K (" + "; ".join(growth) + ")")
     if nums["formula_mismatch"]:
-        problems.append(f"d, widths or params differ from THEORY's formulas at {len(nums['formula_mismatch'])} size(s)")
+        n_bad = len(nums["formula_mismatch"])
+        problems.append(f"d, widths or params differ from the theory's formulas at {n_bad} size(s)")
     if nums["sampled"]:
         problems.append(f"{len(nums['sampled'])} size(s) scored on a sample, not every query")
     absent = [n for n in names if n not in nums["constructions_present"]]
@@ -107,8 +108,8 @@ def decide_c1(payloads: Payloads) -> Decision:
         problems.append(f"N spans less than {MIN_SPAN}x at every K for {', '.join(narrow)}")
     if problems:
         return Decision("partly", nums, "exact on every query scored, but " + "; ".join(problems))
-    return Decision("reproduced", nums, f"selector and selector-mlp3 exact on all {len(rows)} sizes at THEORY's d; "
-                                        f"d/(K m) never rises with N (max d/(K log2 N) = "
+    return Decision("reproduced", nums, f"selector and selector-mlp3 exact on all {len(rows)} sizes at the theory's d; "
+                                        f"d/(K⌈log2 N⌉) never rises with N (max d/(K log2 N) = "
                                         f"{nums['max_d_over_K_log2_N']:.3f})")
 
 
@@ -117,7 +118,7 @@ def decide_c1(payloads: Payloads) -> Decision:
 
 
 def margin_guarantee(beta: float, n_relations: int) -> float:
-    """THEORY §2.3: the margin is at least ``2 (λ(β) − (K−1) λ(−β))`` (Hamming distance 1), λ the logistic."""
+    """docs/theory.md §2.3: the margin is at least ``2 (λ(β) − (K−1) λ(−β))`` (Hamming distance 1), λ the logistic."""
     lam = 1.0 / (1.0 + math.exp(-beta))
     return 2.0 * (lam - (n_relations - 1) * (1.0 - lam))
 
@@ -145,14 +146,14 @@ def decide_c2(payloads: Payloads) -> Decision:
                  "formula_mismatch": _formulas(rows), "sampled": _sampled(rows)})
     problems = []
     if below:
-        problems.append(f"the margin is below THEORY §2.3's guarantee at {len(below)} size(s)")
+        problems.append(f"the margin is below docs/theory.md §2.3's guarantee at {len(below)} size(s)")
     if nums["formula_mismatch"]:
-        problems.append(f"d or params differ from THEORY's formulas at {len(nums['formula_mismatch'])} size(s)")
+        problems.append(f"d or params differ from the theory's formulas at {len(nums['formula_mismatch'])} size(s)")
     if nums["sampled"]:
         problems.append(f"{len(nums['sampled'])} size(s) scored on a sample")
     if problems:
         return Decision("partly", nums, "exact on every query scored with margin > 0, but " + "; ".join(problems))
-    return Decision("reproduced", nums, f"attention-only exact on all {len(rows)} sizes at THEORY's d, min margin "
+    return Decision("reproduced", nums, f"attention-only exact on all {len(rows)} sizes at the theory's d, min margin "
                                         f"{nums['min_margin']:.4f} >= the guaranteed 2(λ(β) − (K−1)λ(−β))")
 
 
@@ -176,12 +177,12 @@ def decide_c3(payloads: Payloads) -> Decision:
     if absent:
         problems.append(f"no rows of {', '.join(absent)}")
     if nums["formula_mismatch"]:
-        problems.append(f"d or params differ from THEORY's formulas at {len(nums['formula_mismatch'])} size(s)")
+        problems.append(f"d or params differ from the theory's formulas at {len(nums['formula_mismatch'])} size(s)")
     if nums["sampled"]:
         problems.append(f"{len(nums['sampled'])} size(s) scored on a sample")
     if problems:
         return Decision("partly", nums, "exact on every query scored, but " + "; ".join(problems))
-    return Decision("reproduced", nums, f"F0 and F1 exact on every query at all {len(rows)} sizes, at THEORY's d")
+    return Decision("reproduced", nums, f"F0 and F1 exact on every query at all {len(rows)} sizes, at the theory's d")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -230,7 +231,8 @@ def decide_c4(payloads: Payloads) -> Decision:
     if few:
         problems.append(f"fewer than two hop counts k >= 2 at one (N, K) for {', '.join(few)}")
     if nums["formula_mismatch"]:
-        problems.append(f"d, widths or params differ from THEORY's formulas at {len(nums['formula_mismatch'])} size(s)")
+        n_bad = len(nums["formula_mismatch"])
+        problems.append(f"d, widths or params differ from the theory's formulas at {n_bad} size(s)")
     if nums["sampled"]:
         problems.append(f"{len(nums['sampled'])} size(s) scored on a sample, not every chain")
     if problems:
@@ -239,7 +241,7 @@ def decide_c4(payloads: Payloads) -> Decision:
     pre = [v for g, v in growth.items() if g.startswith("precompute")]
     kv = [v for g, v in growth.items() if g.startswith("kv-memory")]
     return Decision("reproduced", nums, f"key-value and pre-computation exact on every chain for k in "
-                                        f"{nums['hops_tested']}, sizes equal to THEORY's; parameters grow per hop "
+                                        f"{nums['hops_tested']}, sizes equal to the theory's; parameters grow per hop "
                                         f"x{min(kv):.2f}-{max(kv):.2f} (key-value), x{min(pre):.2f}-{max(pre):.2f} "
                                         "(pre-computation)")
 
@@ -282,7 +284,7 @@ def decide_c5(payloads: Payloads) -> Decision:
     if not scope_ok:
         problems.append("format A is not tested at >= 3 values of k up to k >= 4 at one (N, K)")
     if nums["formula_mismatch"]:
-        problems.append(f"sizes differ from THEORY's formulas at {len(nums['formula_mismatch'])} size(s)")
+        problems.append(f"sizes differ from the theory's formulas at {len(nums['formula_mismatch'])} size(s)")
     if thin:
         problems.append(f"{len(thin)} size(s) sampled on fewer than {MIN_SAMPLED} chains")
     if problems:
@@ -359,7 +361,7 @@ CLAIMS: tuple[Claim, ...] = (
                   "single-hop query exactly at d = O(K log N).",
         paper_ref="Theorem 4.1",
         criterion="reproduced iff selector and selector-mlp3 both score accuracy 1.0 on every query at every size, "
-                  "with d, MLP widths and parameter counts equal to THEORY's formulas, and at every fixed K "
+                  "with d, MLP widths and parameter counts equal to the theory's formulas, and at every fixed K "
                   "d/(K m), m = ceil(log2 N), never rises as N grows over a span of >= 16x (max d/(K log2 N) "
                   "reported); partly if exact but d grows faster, sizes differ from the formulas, the span is "
                   "narrower, a construction is absent, or queries were sampled; not reproduced if any accuracy < 1.",
@@ -369,8 +371,9 @@ CLAIMS: tuple[Claim, ...] = (
         id="C2",
         statement="The single-hop result also holds with attention alone (no MLP).",
         paper_ref="Theorem 4.1 (attention-only variant)",
-        criterion="reproduced iff attention-only scores accuracy 1.0 on every query at every size, at THEORY's d "
-                  "and parameter counts, with min margin > 0 and >= THEORY §2.3's guarantee 2(λ(β) − (K−1)λ(−β)) "
+        criterion="reproduced iff attention-only scores accuracy 1.0 on every query at every size, at the theory's d "
+                  "and parameter counts, with min margin > 0 and >= the guarantee of docs/theory.md §2.3, "
+                  "2(λ(β) − (K−1)λ(−β)) "
                   "(relative tolerance 1e-4); partly if exact with margin > 0 but below the guarantee, off the "
                   "formulas or sampled; not reproduced if any accuracy < 1 or a margin <= 0.",
         experiments=(EXPERIMENT,), decide=decide_c2, figures=(_FIG[0],),
@@ -381,7 +384,7 @@ CLAIMS: tuple[Claim, ...] = (
                   "answer every query exactly.",
         paper_ref="Appendix F",
         criterion="reproduced iff both F0 (disjoint, no MLP) and F1 (disjoint-mlp) score accuracy 1.0 on every "
-                  "query at every size, at THEORY's d and parameter counts; partly if exact but one is absent, "
+                  "query at every size, at the theory's d and parameter counts; partly if exact but one is absent, "
                   "off the formulas or sampled; not reproduced if any accuracy < 1.",
         experiments=(EXPERIMENT,), decide=decide_c3, figures=(_FIG[0],),
     ),
@@ -393,7 +396,7 @@ CLAIMS: tuple[Claim, ...] = (
         paper_ref="Theorem 4.3",
         criterion="reproduced iff kv-memory and precompute score accuracy 1.0 on every chain at every (N, K, k), "
                   "each tested at >= 2 hop counts k >= 2 at one (N, K), with d, widths and parameters equal to "
-                  "THEORY's formulas (growth of parameters and d per extra hop reported); partly if exact but "
+                  "the theory's formulas (growth of parameters and d per extra hop reported); partly if exact but "
                   "fewer hop counts, off the formulas or sampled; not reproduced if any accuracy < 1.",
         experiments=(EXPERIMENT,), decide=decide_c4, figures=(_FIG[1],),
     ),
@@ -404,7 +407,7 @@ CLAIMS: tuple[Claim, ...] = (
         criterion="reproduced iff cot (and cot-question-first where present) emit every scored chain exactly by "
                   "greedy decoding for every k, stay one layer, and have the same d, MLP widths and parameters "
                   "(positional table excluded) for every k at fixed (N, K), format A being tested at >= 3 values "
-                  "of k up to >= 4, sizes equal to THEORY's, sampled spaces on >= 10 000 chains; partly if exact "
+                  "of k up to >= 4, sizes equal to the theory's, sampled spaces on >= 10 000 chains; partly if exact "
                   "but the size changes with k or the scope is narrower; not reproduced if any chain is wrong.",
         experiments=(EXPERIMENT,), decide=decide_c5, figures=(_FIG[1],),
     ),
