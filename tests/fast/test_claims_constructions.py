@@ -73,7 +73,7 @@ def selectors(ns=(16, 256), k_rel=2, **kw):
 def test_every_claim_is_declared_for_this_experiment():
     assert [c.id for c in CLAIMS] == ["C1", "C2", "C3", "C4", "C5", "C6"]
     for c in CLAIMS:
-        assert c.experiments == ("constructions",) and c.decide is not None and c.criterion and c.statement
+        assert c.experiments[0] == "constructions" and c.decide is not None and c.criterion and c.statement
         assert c.figures and all(f.startswith("constructions/") and f.endswith(".png") for f in c.figures)
 
 
@@ -180,6 +180,26 @@ def test_c6_verdicts():
     learned_uncounted = bound_rows() + [row("meet-in-middle", 64, 2, 2, readout="learned", content_P_bits=0.0,
                                             bound_required_bits=200.0, bound_holds=False, regime=3)]
     assert verdict("C6", payload(*learned_uncounted)).verdict == "not reproduced"
+
+
+def _multihop(*holds):
+    """A multihop payload whose smallest no-CoT models hold (True) or break (False) the bound at float32."""
+    smallest = [{"k": k, "condition": "direct-frozen", "found": True,
+                 "bound_float32": {"in_class": True, "holds": h, "P_have_bits": 32_000.0 if h else 10.0,
+                                   "P_needed_bits": 500.0}} for k, h in enumerate(holds, start=2)]
+    smallest.append({"k": 2, "condition": "cot-frozen", "found": True, "bound_float32": {"in_class": False}})
+    return {"smallest": smallest}
+
+
+def test_c6_trained_side_reads_the_multihop_models_at_float32():
+    both = {**payload(*bound_rows()), "multihop": _multihop(True, True)}
+    d = verdict("C6", both)
+    assert d.verdict == "reproduced" and d.numbers["n_trained_in_class"] == 2  # the CoT model is outside the class
+    assert d.numbers["trained_min_P_over_required_float32"] == pytest.approx(64.0) and "weak check" in d.reason
+    broken = {**payload(*bound_rows()), "multihop": _multihop(True, False)}
+    d = verdict("C6", broken)
+    assert d.verdict == "not reproduced" and d.numbers["trained_below_bound"] == ["k=3 direct-frozen"]
+    assert BY_ID["C6"].experiments == ("constructions", "multihop")
 
 
 def test_claims_and_plotting_modules_are_torch_free():
