@@ -235,7 +235,8 @@ def outcome_table(rows: Iterable[Mapping[str, Any]], key: Callable[[Mapping[str,
                            for s, d in zip(seeds, done, strict=True)),
             steps=tuple(int(_first(by_seed[s]["result.steps"])) if d else None
                         for s, d in zip(seeds, done, strict=True)),
-            stop_reason=tuple(str(_first(by_seed[s]["result.stop_reason"])) if d else None
+            stop_reason=tuple(None if not d or by_seed[s].get("result.stop_reason") is None
+                              else str(_first(by_seed[s]["result.stop_reason"]))
                               for s, d in zip(seeds, done, strict=True)),
             errors=tuple(str(by_seed[s].get("error")) for s, d in zip(seeds, done, strict=True) if not d),
             n_params=params)

@@ -65,7 +65,15 @@ from typing import Any
 import numpy as np
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.experiments.base import SCALES, Provenance, Recipe, load_result_json, smallest_size, validate_config
+from georecall.experiments.base import (
+    SCALES,
+    Provenance,
+    Recipe,
+    load_result_json,
+    outcome_table,
+    smallest_size,
+    validate_config,
+)
 from georecall.experiments.stats import fit_line, is_majority
 from georecall.plotting import frozen_control as frozen_control_plots
 from georecall.theory import information_bits
@@ -379,12 +387,8 @@ def _row_cell(row: dict[str, Any]) -> tuple[str, int, int, int]:
 def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
     """Success tables, needed sizes, the width slope with its seed-bootstrap spread, parameter contrasts."""
     del out_dir  # everything needed is in the rows
-    by_cell: dict[tuple[str, int, int, int], dict[int, dict[str, Any]]] = {}
-    n_failed = 0
-    for row in rows:
-        seed = int(row["config.seeds"][0])
-        by_cell.setdefault(_row_cell(row), {})[seed] = row
-        n_failed += row["status"] != "done"
+    cells = outcome_table(rows, _row_cell)
+    n_failed = sum(row["status"] != "done" for row in rows)
 
     curves: list[dict[str, Any]] = []
     outcomes: dict[tuple[str, int, int], PointOutcomes] = {}
@@ -394,21 +398,15 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
             sizes = cfg.widths_for(n, k) if condition == FROZEN else cfg.learned_d_grid
             table = []
             for size in sizes:
-                cell = by_cell.get((condition, n, k, size), {})
-                accs, steps, succ = [], [], []
-                for s in cfg.seeds:
-                    row = cell.get(s)
-                    done = row is not None and row["status"] == "done"
-                    acc = float(row["result.accuracy"][0]) if done else None
-                    accs.append(acc)
-                    steps.append(int(row["result.steps"][0]) if done else None)
-                    succ.append(acc is not None and acc >= cfg.target_accuracy - _EPS)
-                done_rows = [r for r in cell.values() if r["status"] == "done"]
+                cell = cells.get((condition, n, k, size))
+                by_seed = {} if cell is None else dict(zip(cell.seeds, zip(cell.accuracy, cell.steps, strict=True),
+                                                           strict=True))
+                accs = [by_seed.get(s, (None, None))[0] for s in cfg.seeds]
+                steps = [by_seed.get(s, (None, None))[1] for s in cfg.seeds]
+                succ = [acc is not None and acc >= cfg.target_accuracy - _EPS for acc in accs]
                 groups = None
-                if done_rows:
-                    counts = {g: done_rows[0][f"result.n_params.{g}"]
-                              for g in ("attention", "mlp", "layernorm", "total")}
-                    groups = param_groups(counts, condition == FROZEN)
+                if cell is not None and cell.n_params is not None:
+                    groups = param_groups(cell.n_params, condition == FROZEN)
                 params_at[(condition, n, k, size)] = groups
                 table.append(tuple(succ))
                 finite = [a for a in accs if a is not None]

@@ -84,7 +84,15 @@ from typing import Any
 import numpy as np
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.experiments.base import SCALES, Provenance, Recipe, load_result_json, smallest_size, validate_config
+from georecall.experiments.base import (
+    SCALES,
+    Provenance,
+    Recipe,
+    load_result_json,
+    outcome_table,
+    smallest_size,
+    validate_config,
+)
 from georecall.experiments.stats import majority_success
 from georecall.plotting import multihop as multihop_plots
 
@@ -279,44 +287,27 @@ def _row_condition(row: dict[str, Any]) -> str:
     return condition_name(row["config.task.cot"] != "none", bool(row["config.model.frozen_unembedding"]))
 
 
-def _first(value: Any) -> Any:
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
-
-
 def size_table(cfg: Config, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (k, condition, d_model, d_mlp) of the grid: seeds, accuracies, steps, sizes, success.
 
     Sizes come from the runs' parameter counts; a size with no finished run gets sizes from a model
     built on the spot (no training).
     """
-    by_key: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        key = (row["config.task.n_hops"], _row_condition(row), row["config.model.d_model"], row["config.model.d_mlp"])
-        by_key.setdefault(key, []).append(row)
+    cells = outcome_table(rows, lambda row: (row["config.task.n_hops"], _row_condition(row),
+                                             row["config.model.d_model"], row["config.model.d_mlp"]))
     out = []
     for k in cfg.hops:
         for cond in cfg.conditions:
             for d in cfg.d_models:
                 for w in cfg.d_mlps:
-                    group = sorted(by_key.get((k, source_condition(k, cond), d, w), []),
-                                   key=lambda r: r["config.seeds"][0])
-                    accs: list[float | None] = []
-                    steps: list[int | None] = []
-                    seeds: list[int] = []
-                    counts: dict[str, int] | None = None
-                    for r in group:
-                        seeds.append(int(r["config.seeds"][0]))
-                        done = r["status"] == "done"
-                        accs.append(float(_first(r["result.accuracy"])) if done else None)
-                        steps.append(int(_first(r["result.steps"])) if done else None)
-                        if done and counts is None:
-                            counts = {g: int(r[f"result.n_params.{g}"]) for g in
-                                      ("total", "embedding", "positional", "attention", "mlp", "layernorm",
-                                       "unembedding")}
+                    cell = cells.get((k, source_condition(k, cond), d, w))
+                    seeds = [] if cell is None else list(cell.seeds)
+                    accs: list[float | None] = [] if cell is None else list(cell.accuracy)
+                    steps: list[int | None] = [] if cell is None else list(cell.steps)
+                    counts = None if cell is None else cell.n_params
                     if counts is None:
                         counts = _counts_of(run_config(cfg, k, cond, d, w, 0))
+                    group = seeds
                     frozen = cond.endswith("frozen")
                     # Runs never trained (missing rows) count as misses against the configured seeds.
                     n_runs = max(len(cfg.seeds), len(group))

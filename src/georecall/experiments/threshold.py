@@ -58,6 +58,7 @@ from georecall.experiments.base import (
     Recipe,
     SmallestSize,
     load_result_json,
+    outcome_table,
     smallest_size,
     validate_config,
 )
@@ -385,41 +386,38 @@ def condition_of(layernorm: bool, frozen_unembedding: bool) -> str:
     return f"{'ln' if layernorm else 'noln'}_{'frozen' if frozen_unembedding else 'learned'}"
 
 
+def cell_key(row: Mapping[str, Any]) -> tuple[str, int, int, int]:
+    """(condition, N, K, d) of a store row: the cell of the outcome table it belongs to."""
+    cond = condition_of(bool(row["config.model.layernorm"]), bool(row["config.model.frozen_unembedding"]))
+    return (cond, int(row["config.task.n_subjects"]), int(row["config.task.n_relations"]),
+            int(row["config.model.d_model"]))
+
+
 def collect_points(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One point per (condition, N, K, d) from the store's rows, seeds gathered; plus one line per failed run.
+    """One point per (condition, N, K, d) from the store's rows (the shared :func:`outcome_table`), plus one
+    line per failed run.
 
     A point holds ``seeds``, ``accuracy``, ``steps``, ``stop_reason`` (one entry per done seed, by
     seed), the parameter counts of one member and ``n_failed`` (runs of the point that raised).
     """
-    points: dict[tuple[str, int, int, int], dict[str, Any]] = {}
-    errors: list[str] = []
-    for row in rows:
-        cond = condition_of(bool(row["config.model.layernorm"]), bool(row["config.model.frozen_unembedding"]))
-        key = (cond, int(row["config.task.n_subjects"]), int(row["config.task.n_relations"]),
-               int(row["config.model.d_model"]))
-        p = points.setdefault(key, {"condition": cond, "n_subjects": key[1], "n_relations": key[2], "d_model": key[3],
-                                    "seeds": [], "accuracy": [], "steps": [], "stop_reason": [], "n_failed": 0,
-                                    "n_params_total": None, "n_params_embedding": None,
-                                    "n_params_trainable": None})
-        seed = int(row["config.seeds"][0])
-        if row.get("status") != "done":
-            p["n_failed"] += 1
-            errors.append(f"{cond} N={key[1]} K={key[2]} d={key[3]} seed={seed}: {row.get('error')}")
-            continue
-        p["seeds"].append(seed)
-        p["accuracy"].append(float(row["result.accuracy"][0]))
-        p["steps"].append(int(row["result.steps"][0]))
-        p["stop_reason"].append(str(row["result.stop_reason"][0]))
-        total, emb = int(row["result.n_params.total"]), int(row["result.n_params.embedding"])
-        frozen = int(row["result.n_params.unembedding"]) if row["config.model.frozen_unembedding"] else 0
-        p["n_params_total"], p["n_params_embedding"], p["n_params_trainable"] = total, emb, total - frozen
-    out = []
-    for key in sorted(points, key=lambda k: (list(CONDITIONS).index(k[0]), *k[1:])):
-        p = points[key]
-        order = sorted(range(len(p["seeds"])), key=lambda i: p["seeds"][i])
-        for name in ("seeds", "accuracy", "steps", "stop_reason"):
-            p[name] = [p[name][i] for i in order]
-        out.append(p)
+    cells = outcome_table(rows, cell_key)
+    frozen_readout = {cell_key(r): bool(r["config.model.frozen_unembedding"]) for r in rows}
+    out, errors = [], []
+    for key in sorted(cells, key=lambda k: (list(CONDITIONS).index(k[0]), *k[1:])):
+        c = cells[key]
+        cond, n, k, d = key
+        done = [i for i, a in enumerate(c.accuracy) if a is not None]
+        errors += [f"{cond} N={n} K={k} d={d} seed={s}: {e}"
+                   for s, e in zip([s for i, s in enumerate(c.seeds) if i not in done], c.errors, strict=True)]
+        params = c.n_params or {}
+        total = params.get("total")
+        frozen = params.get("unembedding", 0) if frozen_readout[key] else 0
+        out.append({"condition": cond, "n_subjects": n, "n_relations": k, "d_model": d,
+                    "seeds": [c.seeds[i] for i in done], "accuracy": [c.accuracy[i] for i in done],
+                    "steps": [c.steps[i] for i in done], "stop_reason": [c.stop_reason[i] for i in done],
+                    "n_failed": len(c.seeds) - len(done), "n_params_total": total,
+                    "n_params_embedding": params.get("embedding"),
+                    "n_params_trainable": None if total is None else total - frozen})
     return out, errors
 
 
