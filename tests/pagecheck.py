@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import glob
 import io
+import shutil
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 
@@ -112,3 +116,34 @@ def embedded_pngs(page: Page) -> list[np.ndarray]:
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
         out.append(mpimg.imread(io.BytesIO(data), format="png"))
     return out
+
+
+def find_browser() -> str | None:
+    """Debian's chromium-headless-shell, on PATH or in its library folder; None when not installed."""
+    found = shutil.which("chromium-headless-shell")
+    if found:
+        return found
+    hits = sorted(glob.glob("/usr/lib/chromium*/chromium-headless-shell"))
+    return hits[0] if hits else None
+
+
+BROWSER_MISSING = ("chromium-headless-shell not found (apt-get install -y --no-install-recommends "
+                   "chromium-headless-shell)")
+
+
+def screenshot(browser: str, html: Path, shot: Path, *, width: int = 1000, height: int = 1400) -> np.ndarray:
+    """Open ``html`` from disk in the headless browser and return the screenshot's RGB pixels (0-255)."""
+    import matplotlib.image as mpimg
+
+    proc = subprocess.run(
+        [browser, "--no-sandbox", "--disable-gpu", f"--user-data-dir={shot.parent / 'profile'}", "--hide-scrollbars",
+         f"--window-size={width},{height}", f"--screenshot={shot}", html.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, cwd=shot.parent)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    return np.round(mpimg.imread(shot, format="png")[..., :3] * 255).astype(np.uint8)
+
+
+def colour_mask(rgb: np.ndarray, hex_colour: str, tol: int = 3) -> np.ndarray:
+    """Pixels within ``tol`` of ``#rrggbb``."""
+    want = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return (np.abs(rgb.astype(int) - want) <= tol).all(axis=-1)

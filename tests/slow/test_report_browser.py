@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import glob
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pagecheck import BROWSER_MISSING, colour_mask, find_browser, screenshot
 
 from georecall.experiments import EXPERIMENTS
 from georecall.experiments.claims import Claim, Decision
@@ -20,14 +18,6 @@ pytestmark = pytest.mark.slow
 SCALE = "quick"
 A, B = list(EXPERIMENTS)[:2]
 FIGURE_COLOUR = "#ff00ff"  # the solid band drawn in the first figure
-
-
-def _browser() -> str | None:
-    found = shutil.which("chromium-headless-shell")
-    if found:
-        return found
-    hits = sorted(glob.glob("/usr/lib/chromium*/chromium-headless-shell"))
-    return hits[0] if hits else None
 
 
 def _png(path: Path, colour: str) -> None:
@@ -73,30 +63,16 @@ def _synthetic_report(out: Path) -> Path:
     return build_report(out, SCALE, claims=claims).html
 
 
-def _mask(rgb: np.ndarray, hex_colour: str, tol: int = 3) -> np.ndarray:
-    want = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
-    return (np.abs(rgb.astype(int) - want) <= tol).all(axis=-1)
-
-
 def test_a_headless_browser_shows_the_verdict_table_and_the_figures(tmp_path):
-    import matplotlib.image as mpimg
-
-    browser = _browser()
+    browser = find_browser()
     if browser is None:
-        pytest.skip("chromium-headless-shell not found (apt-get install -y --no-install-recommends "
-                    "chromium-headless-shell)")
+        pytest.skip(BROWSER_MISSING)
     html = _synthetic_report(tmp_path / "out")
-    shot = tmp_path / "shot.png"
-    proc = subprocess.run(
-        [browser, "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-         "--window-size=1000,1400", f"--screenshot={shot}", html.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
-    rgb = np.round(mpimg.imread(shot, format="png")[..., :3] * 255).astype(np.uint8)
+    rgb = screenshot(browser, html, tmp_path / "shot.png")
     assert rgb.shape[:2] == (1400, 1000)
 
     # the first figure: its solid band, drawn at its natural size, with the black line across it
-    band = _mask(rgb, FIGURE_COLOUR)
+    band = colour_mask(rgb, FIGURE_COLOUR)
     ys, xs = np.nonzero(band)
     assert band.sum() > 10_000, "the first figure is not on screen"
     top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
@@ -108,5 +84,5 @@ def test_a_headless_browser_shows_the_verdict_table_and_the_figures(tmp_path):
 
     # the verdict table: each verdict's badge, a filled pill of its colour, is drawn above the first figure
     for verdict, colour in VERDICT_COLOURS.items():
-        above = _mask(rgb[:top], colour)
+        above = colour_mask(rgb[:top], colour)
         assert above.sum() > 200, f"no {verdict!r} badge ({colour}) above the first figure"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pagecheck import Page, check_self_contained, embedded_pngs
+from pagecheck import BROWSER_MISSING, Page, check_self_contained, colour_mask, embedded_pngs, find_browser, screenshot
 
 from georecall.experiments import EXPERIMENTS
 from georecall.experiments.claims import all_claims, evaluate_all
@@ -89,6 +89,25 @@ def test_the_smoke_report_has_every_section_figure_and_verdict(uninterrupted):
         assert f"| [{claim_id}](#claim-{claim_id}) |" in text and f"**{verdict}**" in text
     # The constructions are exact at every size: their claims cannot fail on a correct checkout.
     assert all(decided[c] == "reproduced" for c in ("C1", "C2", "C3", "C4", "C5", "C6"))
+
+
+def test_the_real_smoke_report_in_a_headless_browser_shows_verdicts_and_a_figure(uninterrupted, tmp_path):
+    from georecall.report import VERDICT_COLOURS
+
+    browser = find_browser()
+    if browser is None:
+        pytest.skip(BROWSER_MISSING)
+    out, _ = uninterrupted
+    rgb = screenshot(browser, out / "report.html", tmp_path / "shot.png", width=1100, height=2400)
+    decided = {r.claim.id: r.decision.verdict for r in evaluate_all(_payloads(out))}
+    table = rgb[:1300]  # the verdict table fills the top of a 1100-px-wide page
+    for verdict in ("reproduced", "not reproduced", "partly"):
+        if verdict in decided.values():
+            assert colour_mask(table, VERDICT_COLOURS[verdict]).sum() > 200, f"no {verdict!r} badge in the table"
+    # The first claim's figure, below the table: matplotlib's first line colour (tab:blue), drawn over a wide area.
+    blue = colour_mask(rgb, "#1f77b4", tol=12)
+    ys, xs = np.nonzero(blue)
+    assert blue.sum() > 150 and ys.min() >= 1300 and xs.max() - xs.min() > 300, "no figure below the verdict table"
 
 
 def test_killed_twice_at_random_moments_it_resumes_to_the_same_verdicts_and_numbers(uninterrupted, tmp_path):

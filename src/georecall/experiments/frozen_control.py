@@ -31,9 +31,9 @@ stop at 99 % accuracy. Frozen readout scale: ``unembed_init_std = 1/sqrt(d)`` (m
 N = 64, K = 2, width 128 reaches 99 % in 150-270 steps for 3/3 seeds, against 2/3 within 600 steps with
 std 1.0); frozen token and position embeddings keep ``embed_init_std = 1``.
 
-**Scales.** ``smoke``: seconds, same code path. ``quick`` (2 CPU cores; measured 15.5 min wall while sharing
-the cores with other jobs, 470 s of CPU time): d = 16, K = 2 with N ∈ {16, 32, 64, 128, 256} and K = 4 with
-N ∈ {32, 64, 128} (N·K from 32 to 512), 3 seeds, budget 1000 steps; frozen widths on the √2 grid within
+**Scales.** ``smoke``: seconds, same code path. ``quick`` (2 CPU cores; measured 3.7 min wall with one torch
+thread, 2026-12-01; 15.5 min with two threads while sharing the cores with other jobs): d = 16, K = 2 with
+N ∈ {16, 32, 64, 128, 256} and K = 4 with N ∈ {32, 64, 128} (N·K from 32 to 512), 3 seeds, budget 1000 steps; frozen widths on the √2 grid within
 [N·K/10, N·K/1.4] (measured needs were N·K/5 to N·K/2, so the window brackets them, and a need that did
 not grow would show as ``censored_low``), learned d ∈ {4, 6, 8, 11, 16}: 47 frozen and 40 learned
 ensembles of 3 members.
@@ -43,6 +43,8 @@ d ∈ {4, 6, 8, 11, 16, 23, 32, 45}: 90 frozen and 120 learned ensembles of 5 me
 H200 (probe, not the full sweep): at d = 32 the need is about N·K/8 (N = 256, K = 4: width 64 fails,
 128 passes; N = 1024, K = 8: 512 fails, 1024 passes), hence the window; a failing ensemble spends
 16-23 s on its 3000 steps, a passing one 1-13 s, so the sweep should take roughly 40-50 min on one GPU.
+On 2 CPU cores, extrapolated from a measured fraction (benchmarks/paper_scale.py, 2026-12-01): at most
+9.3 h at full step budgets.
 
 **``width_slope``** (the headline): ordinary least squares of the needed ``d_mlp`` on N·K over the
 bracketed frozen points (units: MLP units per fact), with the OLS standard error and a 95 % interval

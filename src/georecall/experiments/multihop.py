@@ -63,7 +63,8 @@ Scales (``config(scale)``):
   same code path: k = 1 succeeds, so the greedy scoring and the probe run).
 * ``quick``: N = 32, K = 2, k in {1, 2, 3}, d in {4, 8, 16}, d_mlp in {16, 64}, seeds 0-2, 1200
   steps, all four conditions: 60 ensembles of 3 (k = 1 CoT shares the direct runs). Sizes that
-  fail run the whole budget and dominate the time.
+  fail run the whole budget and dominate the time: measured 5.5 min wall on 2 CPU cores with one torch
+  thread (2026-12-01).
 * ``paper``: N = 128, K = 3, k in {1, 2, 3}, d in {8, 16, 32, 64, 128}, d_mlp in {32, 128, 512},
   seeds 0-2, 4000 steps, all four conditions: 180 ensembles of 3 (one per size), full batch (at most
   N K^3 = 3456 queries), for one GPU. Measured on an H200 (a sample of nine sizes, 6000-step budget):
@@ -71,7 +72,8 @@ Scales (``config(scale)``):
   that fails costs about 70 s (k = 3) or 30 s (k = 1) at 4000 steps, and successes stop after
   150-1600 steps (k = 3 direct at d 32 / d_mlp 128: 450-900 steps; k = 2 direct-frozen at d 16: up to
   1570; k = 3 direct-learned at d 8 failed at 0.22-0.25, k = 1 direct-frozen at d 8 at 0.60-0.67).
-  Expect about 1-1.5 hours for the grid on one GPU.
+  Expect about 1-1.5 hours for the grid on one GPU. On 2 CPU cores, extrapolated from a measured
+  fraction (benchmarks/paper_scale.py, 2026-12-01): at most 28 h at full step budgets.
 """
 
 from __future__ import annotations

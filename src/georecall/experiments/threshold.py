@@ -21,11 +21,17 @@ and under four conditions (LayerNorm on/off × readout):
   (docs/theory.md §6.5). A learned readout can hold the facts itself (the readout-only model of §6.5).
 * ``noln_learned``, ``noln_frozen``: the same without any LayerNorm (LayerNorm moves the threshold).
 
-The threshold. ``d*`` is the smallest tested d at which a strict majority of the seeds reach accuracy
->= ``success_accuracy`` (0.99) within the step budget (:func:`extract_threshold`); ``null`` when no
-tested d did. d* depends on the recipe and budget, which the result reports beside it. A d* at the
-bottom of its grid is only an upper bound (``at_grid_min``); a failure above d* is reported
-(``non_monotone``), not hidden.
+The threshold. ``d*`` follows the project's one rule (:func:`~georecall.experiments.base.smallest_size`):
+the smallest tested d from which every larger tested d works, a d working when a strict majority of the
+seeds reach accuracy >= ``recipe.success_accuracy`` (0.99) within the step budget
+(:func:`extract_threshold`); the first success is reported beside it (``first_success``), and they
+differ exactly when the curve is non-monotone (``non_monotone``, ``failed_above``). ``null`` when the
+largest tested d fails. d* depends on the recipe and budget, which the result reports beside it. A d*
+at the bottom of its grid is only an upper bound (``status`` ``censored_low``, ``at_grid_min``).
+
+The law (claim C7, :func:`law_comparison`): per condition, the log law ``d* = a_K + b K log2 N``
+against the rival power law ``d* = c_K N^β`` over the bracketed cells, with a seed bootstrap (a
+replicate redraws each cell's seeds and re-applies the rule).
 
 Scales (N·K·(N+K) is the cost of one full-batch step; members above threshold stop early, so the
 budget is spent by the d below threshold):
@@ -33,12 +39,15 @@ budget is spent by the d below threshold):
 * ``smoke``: N in {8, 16}, K = 2, two d, 2 seeds, 80 steps — seconds on one CPU core.
 * ``quick``: N in {16, 32, 64, 128} (8×), K in {2, 4, 8}, 3 seeds, 4 conditions, 5-6 d per (N, K,
   condition) at 0.6-1.7 × d_hat, 400 steps at lr 3e-2 (cosine, 50 warm-up): 858 runs (286 ensembles
-  of 3). Measured 9.2 min wall on 2 quiet CPU cores (2026-11-26). With 2 seeds (both had to succeed)
+  of 3). Measured 7.8 min wall on 2 CPU cores with one torch thread (2026-12-01; 9.2 min with two threads
+  on 2026-11-26). With 2 seeds (both had to succeed)
   3 of the 12 LayerNorm/learned-readout cells were non-monotone in d; with 3 (2 of 3 must) 1 is.
 * ``paper``: N in {64, ..., 4096} (64×), K in {2, 4, 8}, 3 seeds, 4 conditions, 8-9 d per (N, K,
   condition) at 0.4-2.1 × d_hat, 2000 steps at lr 3e-2: 2241 runs (747 ensembles of 3) for one GPU.
   The largest full-batch step (N = 4096, K = 8) scores 32768 queries over 4104 tokens; its logits
-  take about 1.6 GB per ensemble of 3. Not yet timed on a GPU (a rough estimate: one to two hours).
+  take about 1.6 GB per ensemble of 3. Not yet timed on a GPU (a rough estimate: one to two hours);
+  extrapolated from a measured fraction on 2 CPU cores (benchmarks/paper_scale.py, 2026-12-01): at most
+  100 h at full step budgets.
 """
 
 from __future__ import annotations
