@@ -33,7 +33,8 @@ std 1.0); frozen token and position embeddings keep ``embed_init_std = 1``.
 
 **Scales.** ``smoke``: seconds, same code path. ``quick`` (2 CPU cores; measured 3.7 min wall with one torch
 thread, 2026-12-01; 15.5 min with two threads while sharing the cores with other jobs): d = 16, K = 2 with
-N ∈ {16, 32, 64, 128, 256} and K = 4 with N ∈ {32, 64, 128} (N·K from 32 to 512), 3 seeds, budget 1000 steps; frozen widths on the √2 grid within
+N ∈ {16, 32, 64, 128, 256} and K = 4 with N ∈ {32, 64, 128} (N·K from 32 to 512), 3 seeds, budget 1000
+steps; frozen widths on the √2 grid within
 [N·K/10, N·K/1.4] (measured needs were N·K/5 to N·K/2, so the window brackets them, and a need that did
 not grow would show as ``censored_low``), learned d ∈ {4, 6, 8, 11, 16}: 47 frozen and 40 learned
 ensembles of 3 members.
