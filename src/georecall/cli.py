@@ -67,10 +67,16 @@ def cli(verbose: bool) -> None:
 
 _T, _M, _R = TaskConfig(), ModelConfig(), TrainConfig()
 
-#: Default torch CPU threads. One: the models here are tiny, so a step is many small kernels, and on a
-#: 2-core machine with anything else running, two threads ran small trainings 8-25x slower than one
-#: (README "Threads"); on a quiet machine two gained little. ``--threads`` or GEORECALL_THREADS changes it.
+#: Default torch CPU threads. One: the models here are tiny, so a step is many small kernels, and on our
+#: 2-core machines two threads ran small trainings 13x slower than one when quiet and 4x slower beside one
+#: busy process (benchmarks/threads.py, benchmarks/RESULTS.md). ``--threads`` or GEORECALL_THREADS changes it.
 DEFAULT_THREADS = 1
+
+
+def _check_out(out: str | None) -> None:
+    """Refuse an empty ``--out``: it would write into the current folder."""
+    if out is not None and not out.strip():
+        raise BadInput("--out must name a folder, got an empty string")
 
 
 def _threads_option(f: Any) -> Any:
@@ -131,8 +137,7 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
              "layernorm": layernorm, "frozen_embeddings": frozen_embeddings}
     tr = {"steps": steps, "lr": lr, "device": device}
     _set_threads(threads)
-    if out is not None and not out.strip():
-        raise BadInput("--out must name a folder, got an empty string")
+    _check_out(out)
     try:
         config = RunConfig(
             task=TaskConfig(**{k: v for k, v in task.items() if v is not None}),
@@ -221,8 +226,7 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
     from georecall.training import resolve_device
     from georecall.training.sweep import STORE_NAME, load_sweep_file, run_sweep
 
-    if out is not None and not out.strip():
-        raise BadInput("--out must name a folder, got an empty string")
+    _check_out(out)
     out_dir = out or os.path.join(os.environ.get("GEORECALL_OUT", "runs"), "sweeps")
     _set_threads(threads)
     try:
@@ -260,11 +264,9 @@ def _default_out() -> str:
 
 
 def _out_dir(out: str | None) -> str:
-    """``--out`` or the default; an empty ``--out`` is refused (it would write into the current folder)."""
-    if out is not None and not out.strip():
-        raise BadInput("--out must name a folder, got an empty string")
+    """``--out`` or the default (:func:`_check_out` first)."""
+    _check_out(out)
     return out or _default_out()
-
 
 
 @cli.command("run")
@@ -326,7 +328,7 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
 
 @cli.command("reproduce")
 @click.option("--scale", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
-              help="smoke: ~3 min on 2 CPU cores; quick: ~30 min on 2 CPU cores; paper: the paper's grids (GPU).")
+              help="smoke: ~15 s on 2 CPU cores; quick: ~17 min there (budget 30); paper: the paper's grids (GPU).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder for runs, results and the report (default: $GEORECALL_OUT, else ./runs); "
               "re-running resumes.")

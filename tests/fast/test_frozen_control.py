@@ -161,7 +161,7 @@ def test_runs_are_single_seed_and_frozen_where_they_should_be(scale):
             assert m.d_model == cfg.d_model and m.unembed_init_std == pytest.approx(cfg.d_model ** -0.5)
         else:
             assert m.d_mlp == cfg.learned_mlp_ratio * m.d_model
-        assert r.train.target_accuracy == cfg.target_accuracy and r.train.batch_size is None
+        assert r.train.target_accuracy == cfg.recipe.target_accuracy and r.train.batch_size is None
         assert m.n_layers == 1 and r.task.n_hops == 1
 
 

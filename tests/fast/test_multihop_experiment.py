@@ -33,7 +33,7 @@ def test_every_scale_is_valid_and_its_runs_have_the_declared_shapes(scale):
         k, cot = r.task.n_hops, r.task.cot
         assert cot in ("none", "interleaved")
         assert r.model.n_layers == (1 if cot == "interleaved" else k)
-        assert r.train.target_accuracy == cfg.target_accuracy
+        assert r.train.target_accuracy == cfg.recipe.target_accuracy
         if r.model.frozen_unembedding:
             assert r.model.unembed_init_std == cfg.unembed_init_std
         assert mh.condition_name(cot != "none", r.model.frozen_unembedding) in cfg.conditions

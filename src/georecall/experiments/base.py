@@ -87,6 +87,26 @@ class Recipe(TrainConfig):
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+class RecipeFields:
+    """Shorthands of an experiment config whose training recipe is its ``recipe`` field."""
+
+    recipe: Recipe
+
+    @property
+    def steps(self) -> int:
+        """The step budget (``recipe.steps``)."""
+        return self.recipe.steps
+
+    @property
+    def success_accuracy(self) -> float:
+        """The accuracy a seed must reach to succeed at a size (``recipe.success_accuracy``)."""
+        return self.recipe.success_accuracy
+
+    def train_config(self) -> TrainConfig:
+        """The TrainConfig every run of the experiment uses."""
+        return self.recipe.train_config()
+
+
 def _check_range(name: str, value: Any, meta: Mapping[str, Any]) -> None:
     items = list(value) if isinstance(value, tuple) else [value]
     shown = items if isinstance(value, tuple) else value

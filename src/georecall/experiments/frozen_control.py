@@ -67,11 +67,12 @@ from typing import Any
 
 import numpy as np
 
-from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from georecall.config import ModelConfig, RunConfig, TaskConfig
 from georecall.experiments.base import (
     SCALES,
     Provenance,
     Recipe,
+    RecipeFields,
     load_result_json,
     outcome_table,
     smallest_size,
@@ -126,7 +127,7 @@ def sqrt2_grid(lo: int, hi: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(RecipeFields):
     """One scale of the frozen-embedding control."""
 
     scale: str  # smoke | quick | paper
@@ -164,16 +165,6 @@ class Config:
         if self.unembed_init_std is not None and not self.unembed_init_std > 0:
             raise ValueError(f"unembed_init_std must be > 0 or None, got {self.unembed_init_std}")
 
-    @property
-    def steps(self) -> int:
-        """The step budget (``recipe.steps``)."""
-        return self.recipe.steps
-
-    @property
-    def target_accuracy(self) -> float:
-        """The success level (``recipe.success_accuracy``; members stop at ``recipe.target_accuracy``)."""
-        return self.recipe.success_accuracy
-
     def widths_for(self, n: int, k: int) -> tuple[int, ...]:
         """The grid widths trained at (N, K): those within ``width_window`` times N*K."""
         lo, hi = self.width_window
@@ -184,10 +175,6 @@ class Config:
         """The std of the frozen random unembedding actually used."""
         return self.unembed_init_std if self.unembed_init_std is not None else self.d_model ** -0.5
 
-    def train_config(self) -> TrainConfig:
-        """The training recipe shared by every run."""
-        return self.recipe.train_config()
-
     def describe_recipe(self) -> str:
         """The training recipe and budget in one line (for the result and the report)."""
         r = self.recipe
@@ -195,7 +182,7 @@ class Config:
         return (f"1 layer, 1 head, pre-LN; AdamW lr {r.lr:g} (betas {r.betas[0]:g}/{r.betas[1]:g}, wd "
                 f"{r.weight_decay:g}), {r.warmup_steps} warm-up steps then {r.schedule} to {r.min_lr_ratio:g}*lr; "
                 f"{batch}; budget {r.steps} steps; "
-                f"success = accuracy >= {self.target_accuracy:g} within the budget for a strict majority of "
+                f"success = accuracy >= {self.success_accuracy:g} within the budget for a strict majority of "
                 f"{len(self.seeds)} seeds; frozen: W_E, W_pos (std 1) and W_U (std {self.readout_std:.4g}), "
                 f"b_U (0) frozen, d = {self.d_model}; learned: everything trained, d_mlp = "
                 f"{self.learned_mlp_ratio} d")
@@ -406,7 +393,7 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
                                                            strict=True))
                 accs = [by_seed.get(s, (None, None))[0] for s in cfg.seeds]
                 steps = [by_seed.get(s, (None, None))[1] for s in cfg.seeds]
-                succ = [acc is not None and acc >= cfg.target_accuracy - _EPS for acc in accs]
+                succ = [acc is not None and acc >= cfg.success_accuracy - _EPS for acc in accs]
                 groups = None
                 if cell is not None and cell.n_params is not None:
                     groups = param_groups(cell.n_params, condition == FROZEN)

@@ -85,11 +85,12 @@ from typing import Any
 
 import numpy as np
 
-from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from georecall.config import ModelConfig, RunConfig, TaskConfig
 from georecall.experiments.base import (
     SCALES,
     Provenance,
     Recipe,
+    RecipeFields,
     load_result_json,
     outcome_table,
     smallest_size,
@@ -138,7 +139,7 @@ def _recipe(steps: int, eval_every: int = 100) -> Recipe:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(RecipeFields):
     """One scale of the multihop experiment: the world, the grid, the recipe and the analysis settings."""
 
     scale: str  # smoke | quick | paper
@@ -171,20 +172,6 @@ class Config:
             raise ValueError(f"d_models must be divisible by n_heads={self.n_heads}, got {bad}")
         if not self.probe_folds <= self.n_subjects:
             raise ValueError(f"probe_folds must be in [2, n_subjects={self.n_subjects}], got {self.probe_folds}")
-
-    @property
-    def steps(self) -> int:
-        """The step budget (``recipe.steps``)."""
-        return self.recipe.steps
-
-    @property
-    def target_accuracy(self) -> float:
-        """The success level (``recipe.success_accuracy``)."""
-        return self.recipe.success_accuracy
-
-    def train_config(self) -> TrainConfig:
-        """The optimisation every run of this experiment uses."""
-        return self.recipe.train_config()
 
 
 def config(scale: str) -> Config:
@@ -318,9 +305,9 @@ def size_table(cfg: Config, rows: Sequence[dict[str, Any]]) -> list[dict[str, An
                         "k": k, "condition": cond, "d_model": d, "d_mlp": w,
                         "n_layers": 1 if cond.startswith("cot") else k,
                         "seeds": seeds, "accuracy": accs, "steps": steps,
-                        "n_success": sum(1 for a in accs if a is not None and a >= cfg.target_accuracy),
+                        "n_success": sum(1 for a in accs if a is not None and a >= cfg.success_accuracy),
                         "n_runs": n_runs,
-                        "success": majority_success(padded, cfg.target_accuracy),
+                        "success": majority_success(padded, cfg.success_accuracy),
                         "trainable_params": trainable_params(counts, frozen_unembedding=frozen),
                         "total_params": counts["total"],
                         "non_embedding_trainable_params": trainable_params(counts, frozen_unembedding=frozen)
@@ -604,7 +591,7 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
         if e["condition"] != "direct-learned":
             continue
         for s, acc in zip(e["seeds"], e["accuracy"], strict=True):
-            if acc is None or acc < cfg.target_accuracy:
+            if acc is None or acc < cfg.success_accuracy:
                 continue
             row = row_of[(e["k"], e["condition"], e["d_model"], e["d_mlp"], s)]
             gl = gamma_l[e["k"]]
@@ -619,7 +606,7 @@ def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
                         "margin": cfg.probe_margin}}
     return Result(scale=cfg.scale, n_subjects=cfg.n_subjects, n_relations=cfg.n_relations, hops=list(cfg.hops),
                   conditions=list(cfg.conditions), d_models=list(cfg.d_models), d_mlps=list(cfg.d_mlps),
-                  seeds=list(cfg.seeds), target_accuracy=cfg.target_accuracy, steps=cfg.steps, recipe=recipe,
+                  seeds=list(cfg.seeds), target_accuracy=cfg.success_accuracy, steps=cfg.steps, recipe=recipe,
                   bits_per_coordinate=cfg.bits_per_coordinate, sizes=sizes, smallest=smallest, theory=theory,
                   probes=probes, n_flagged=sum(p["readout_holds_backward_codes"] for p in probes),
                   n_failed_runs=sum(1 for r in rows if r["status"] != "done"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from georecall.experiments import EXPERIMENTS, get_experiment
-from georecall.experiments.base import SCALES, apply_config_overrides, run_experiment
+from georecall.experiments.base import SCALES, run_experiment
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,13 @@ def select(only: Sequence[str] | None) -> list[str]:
     return [e for e in EXPERIMENTS if e in set(only)]
 
 
-def count_runs(ids: Sequence[str], scale: str) -> int:
-    """Distinct training runs behind ``ids`` at ``scale`` (shared runs counted once): the progress total."""
-    hashes: set[str] = set()
+def run_hashes(ids: Sequence[str], scale: str) -> dict[str, set[str]]:
+    """The config hashes of each experiment's training runs at ``scale`` (building, and so checking, every config)."""
+    out = {}
     for exp_id in ids:
         module = get_experiment(exp_id)
-        hashes.update(r.config_hash() for r in module.runs(module.config(scale)))
-    return len(hashes)
+        out[exp_id] = {r.config_hash() for r in module.runs(module.config(scale))}
+    return out
 
 
 def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str] | None = None,
@@ -61,14 +61,13 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     ids = select(only)
-    for exp_id in ids:  # every config builds before anything trains: a bad one fails at once
-        apply_config_overrides(get_experiment(exp_id).config(scale), ())
-    total = count_runs(ids, scale) if progress else 0
+    hashes = run_hashes(ids, scale)  # before anything trains: a bad config fails at once
+    total = len(set().union(*hashes.values()))  # shared runs counted once
     seen: set[str] = set()
     timings: dict[str, float] = {}
     for exp_id in ids:
         module = get_experiment(exp_id)
-        mine = {r.config_hash() for r in module.runs(module.config(scale))}
+        mine = hashes[exp_id]
         before = len(seen)
         new = len(mine - seen)
 

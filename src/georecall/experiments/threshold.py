@@ -60,11 +60,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from georecall.config import ModelConfig, RunConfig, TaskConfig
 from georecall.experiments import stats
 from georecall.experiments.base import (
     Provenance,
     Recipe,
+    RecipeFields,
     SmallestSize,
     load_result_json,
     outcome_table,
@@ -99,12 +100,7 @@ CONDITIONS: dict[str, tuple[bool, str]] = {
     "noln_frozen": (False, "frozen"),
 }
 PRIMARY = "ln_learned"
-CONDITION_LABELS: dict[str, str] = {
-    "ln_learned": "LayerNorm on, learned readout",
-    "ln_frozen": "LayerNorm on, frozen random readout",
-    "noln_learned": "LayerNorm off, learned readout",
-    "noln_frozen": "LayerNorm off, frozen random readout",
-}
+CONDITION_LABELS: dict[str, str] = threshold_plots.CONDITION_LABELS  # one wording, in figures and results
 #: Centres of the d grids, ``d_hat = a + b K log2 N`` per condition: least-squares fits (rounded) of the
 #: thresholds of a pilot run of the quick grid with factor grids ``f K log2 N`` (f in 0.2..0.8 for a
 #: learned readout, 0.4..1.6 for a frozen one; 500 steps). They place the grid, they are not results.
@@ -119,7 +115,7 @@ ACC_TOL = 1e-9
 
 
 @dataclass(frozen=True)
-class ThresholdConfig:
+class ThresholdConfig(RecipeFields):
     """One scale of the threshold experiment: the (N, K, d, condition, seed) grid and the training recipe."""
 
     scale: str  # smoke | quick | paper
@@ -149,20 +145,6 @@ class ThresholdConfig:
         missing = [c for c in self.conditions if c not in centers]
         if missing:
             raise ValueError(f"d_centers has no centre for condition(s) {missing}")
-
-    def train_config(self) -> TrainConfig:
-        """The TrainConfig every run of this scale uses."""
-        return self.recipe.train_config()
-
-    @property
-    def steps(self) -> int:
-        """The step budget (``recipe.steps``)."""
-        return self.recipe.steps
-
-    @property
-    def success_accuracy(self) -> float:
-        """The success level (``recipe.success_accuracy``)."""
-        return self.recipe.success_accuracy
 
     def describe_recipe(self) -> dict[str, Any]:
         """The training recipe d* depends on, as plain JSON (reported beside every threshold)."""

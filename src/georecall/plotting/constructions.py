@@ -11,13 +11,13 @@ Three figures, each a PNG with the CSV of its numbers beside it:
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from georecall.plotting.style import LABELS, SYMBOLS, figure_style, new_figure, save
+from georecall.plotting.tables import write_csv
 
 FIGURES = ("d_vs_klogn", "size_vs_hops", "bits_vs_bound")
 
@@ -31,15 +31,6 @@ STYLES: dict[str, tuple[str, str]] = {
 SINGLE_HOP = ("selector", "selector-mlp3", "attention-only", "readout-only", "disjoint", "disjoint-mlp")
 MULTI_HOP = ("kv-memory", "precompute", "cot", "cot-question-first")
 N_, K_, D_, k_, M_ = (SYMBOLS[s] for s in ("n_subjects", "n_relations", "d_model", "n_hops", "d_mlp"))
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for r in rows:
-            w.writerow(["" if v is None else v for v in r])
-    return path
 
 
 def _style(name: str) -> tuple[str, str]:
@@ -61,7 +52,7 @@ def plot(payload: Mapping[str, Any], folder: str | os.PathLike[str]) -> list[Pat
 def _plot_d_vs_klogn(payload: Mapping[str, Any], folder: Path) -> list[Path]:
     rows = [r for r in payload["constructions"] if r["name"] in SINGLE_HOP]
     names = [n for n in SINGLE_HOP if any(r["name"] == n for r in rows)]
-    csv_path = _write_csv(folder / "d_vs_klogn.csv",
+    csv_path = write_csv(folder / "d_vs_klogn.csv",
                           ["construction", "N", "K", "m_code_bits", "K_log2_N", "d", "d_formula", "mlp_widths",
                            "accuracy", "d_over_K_log2_N"],
                           ([r["name"], r["n_subjects"], r["n_relations"], r["m"], r["k_log2_n"], r["d_model"],
@@ -103,7 +94,7 @@ def _plot_d_vs_klogn(payload: Mapping[str, Any], folder: Path) -> list[Path]:
 def _plot_size_vs_hops(payload: Mapping[str, Any], folder: Path) -> list[Path]:
     rows = sorted((r for r in payload["constructions"] if r["name"] in MULTI_HOP),
                   key=lambda r: (r["name"], r["n_subjects"], r["n_relations"], r["n_hops"]))
-    csv_path = _write_csv(folder / "size_vs_hops.csv",
+    csv_path = write_csv(folder / "size_vs_hops.csv",
                           ["construction", "N", "K", "k", "d", "mlp_widths", "m_total", "params_total",
                            "params_positional", "params_non_positional", "accuracy", "n_queries", "n_query_space"],
                           ([r["name"], r["n_subjects"], r["n_relations"], r["n_hops"], r["d_model"],
@@ -142,7 +133,7 @@ def _plot_size_vs_hops(payload: Mapping[str, Any], folder: Path) -> list[Path]:
 
 def _plot_bits_vs_bound(payload: Mapping[str, Any], folder: Path) -> list[Path]:
     rows = payload["constructions"]
-    csv_path = _write_csv(folder / "bits_vs_bound.csv",
+    csv_path = write_csv(folder / "bits_vs_bound.csv",
                           ["construction", "N", "K", "k", "readout", "in_class", "B_e_bits", "P_have_bits",
                            "P_required_bits", "holds", "verdict", "regime", "gamma_G", "gamma_L"],
                           ([r["name"], r["n_subjects"], r["n_relations"], r["n_hops"], r["readout"], r["in_class"],
