@@ -17,8 +17,10 @@ as such. For each training experiment at ``--scale paper``:
    stop at the target accuracy and most ensembles above the threshold stop after a fraction of it.
 
 Prints, per experiment, the sampled ensembles, the fit and the extrapolated total (hours), with the
-machine and the date. The constructions experiment trains nothing: time it with
-``georecall run constructions --scale paper``.
+machine and the date. The constructions experiment trains nothing: its builds are built and scored in
+increasing order of work (scored queries x d_model) until ``--constructions-budget`` seconds are spent,
+and the rest are predicted by the same log-log fit of seconds on work (per construction where two or
+more of its builds were timed, else over all of them).
 
     python benchmarks/paper_scale.py --sample 6           # ~10 minutes on 2 CPU cores
     python benchmarks/paper_scale.py --device cuda --json
@@ -43,6 +45,7 @@ from georecall.training import resolve_device, train
 from georecall.training.sweep import cpu_members_cap, group_runs
 
 TRAINING_EXPERIMENTS = ("threshold", "frozen_control", "multihop")
+EXPERIMENTS = (*TRAINING_EXPERIMENTS, "constructions")
 
 
 def work(run: RunConfig) -> float:
@@ -106,12 +109,51 @@ def estimate(exp_id: str, *, device: str, sample: int, s1: int, s2: int, seed: i
             "extrapolated_upper_bound_hours": total / 3600.0, "measuring_took_s": measured}
 
 
+def estimate_constructions(*, budget_s: float) -> dict:
+    """Time the paper scale's construction builds, cheapest first, within ``budget_s``; extrapolate the rest."""
+    from georecall.experiments import constructions as ce
+    from georecall.theory import construction_cost
+
+    cfg = ce.config("paper")
+
+    def cwork(item: tuple[str, int, int, int]) -> float:
+        name, n, k_rel, k = item
+        space = n * k_rel ** k
+        scored = space if space <= cfg.max_queries else min(space, cfg.n_sampled)
+        return float(scored * construction_cost(name, n, k_rel, k).d_model)
+
+    plan = sorted(cfg.plan(), key=cwork)
+    timed, spent = [], 0.0
+    for item in plan:
+        if spent > budget_s:
+            break
+        t0 = time.perf_counter()
+        ce.score_row(cfg, *item)
+        dt = time.perf_counter() - t0
+        spent += dt
+        timed.append({"name": item[0], "N": item[1], "K": item[2], "k": item[3], "work": cwork(item), "seconds": dt})
+    done = {(t["name"], t["N"], t["K"], t["k"]) for t in timed}
+    overall = _loglog([t["work"] for t in timed], [t["seconds"] for t in timed])
+    predicted = 0.0
+    for item in plan:
+        if item in done:
+            continue
+        own = [t for t in timed if t["name"] == item[0]]
+        fit = _loglog([t["work"] for t in own], [t["seconds"] for t in own]) if len(own) >= 2 else overall
+        predicted += _predict(fit, cwork(item))
+    return {"experiment": "constructions", "n_builds": len(plan), "n_timed": len(timed), "timed_seconds": spent,
+            "largest_timed": timed[-1] if timed else None, "predicted_rest_seconds": predicted,
+            "extrapolated_hours": (spent + predicted) / 3600.0, "fit_all": overall}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sample", type=int, default=6, help="random ensembles per experiment, besides the extremes")
     ap.add_argument("--steps", default="2,12", help="the two step counts s1,s2 whose difference gives s/step")
-    ap.add_argument("--experiments", default=",".join(TRAINING_EXPERIMENTS))
+    ap.add_argument("--experiments", default=",".join(EXPERIMENTS))
+    ap.add_argument("--constructions-budget", type=float, default=300.0,
+                    help="seconds spent timing construction builds before extrapolating the rest")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
@@ -120,7 +162,8 @@ def main() -> None:
     s1, s2 = (int(v) for v in args.steps.split(","))
     out = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
            "device": str(resolve_device(args.device)), "threads": args.threads, "date": time.strftime("%Y-%m-%d"),
-           "experiments": [estimate(e, device=args.device, sample=args.sample, s1=s1, s2=s2, seed=args.seed)
+           "experiments": [estimate_constructions(budget_s=args.constructions_budget) if e == "constructions" else
+                           estimate(e, device=args.device, sample=args.sample, s1=s1, s2=s2, seed=args.seed)
                            for e in args.experiments.split(",")]}
     if args.json:
         print(json.dumps(out))
@@ -128,6 +171,10 @@ def main() -> None:
     print(f"{out['date']} on {out['device']} ({out['threads']} thread(s)); extrapolated from a measured fraction, "
           "at full step budgets (an upper bound)")
     for e in out["experiments"]:
+        if e["experiment"] == "constructions":
+            print(f"constructions: {e['n_builds']} builds, {e['n_timed']} timed in {e['timed_seconds']:.0f} s, "
+                  f"the rest predicted {e['predicted_rest_seconds'] / 60:.1f} min: ~{e['extrapolated_hours']:.2f} h")
+            continue
         print(f"{e['experiment']}: {e['n_runs']} runs in {e['n_ensembles']} ensembles; "
               f"<= {e['extrapolated_upper_bound_hours']:.2f} h (fit: s/step = {e['fit_seconds_per_step']['c']:.3g}"
               f"·work^{e['fit_seconds_per_step']['beta']:.3f}, floor {e['fit_seconds_per_step']['floor']:.2g} s)")

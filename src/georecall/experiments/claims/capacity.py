@@ -162,8 +162,9 @@ CLAIMS: tuple[Claim, ...] = (
         criterion=(f"Per condition ({', '.join(C7_CONDITIONS)}), over the bracketed (N, K) cells, with a seed "
                    "bootstrap: the slope of d* against K log2 N has a 95 % interval above 0 (grows); the exponent β "
                    "of the rival power law d* = c_K N^β has a 95 % interval below 1 (sub-linear); and the log law "
-                   "d* = a_K + b_K log2 N fits with a smaller squared error than the power law (same parameter "
-                   f"count) in ≥ {C7_MIN_LOG_WINS:.0%} of replicates, with ≥ {C7_MIN_BRACKETED:.0%} of cells "
+                   "d* = a_K + b·K log2 N (an intercept per K, one slope) fits with a smaller squared error than the "
+                   f"power law (the same number of parameters) in ≥ {C7_MIN_LOG_WINS:.0%} of replicates, with "
+                   f"≥ {C7_MIN_BRACKETED:.0%} of cells "
                    "bracketed. Reproduced: all of it in both conditions; partly: growth and sub-linearity hold but "
                    "the log law does not win, or the scope is short, or one condition fails; not reproduced: no "
                    "growth or no sub-linearity in either."),
