@@ -27,9 +27,11 @@ K = 2, 4; k = 1-3 for the depth-k constructions; CoT k up to 8 at N = 16) and ``
 sizes of the README's construction table: N = 65 536, K = 8 for the selector family; CoT k = 24 on a
 sample of 20 000 chains). Everything runs in float32 on the CPU (scoring refuses TF32/autocast).
 Measured ``analyze`` wall times on 2 shared CPU cores: smoke 0.15-3 s (26 builds), quick 9-29 s (90
-builds), depending on the load of the machine. The paper scale (100 builds) has not been timed in full on
-the CPU; its slowest builds measured there took 102 s (precompute, N = 1000, K = 4, k = 3, d = 861) and
-126 s (cot-question-first, N = 257, K = 5, k = 24, 20 000 chains), so expect tens of minutes.
+builds), depending on the load of the machine; quick 0.3 min inside a reproduction (2026-12-01). The
+paper scale (100 builds) on 2 CPU cores: a full run was stopped unfinished after 30 min; 76 builds timed
+cheapest first took 424 s and a log-log fit predicted 14 min for the other 24, an underestimate
+(benchmarks/RESULTS.md); its slowest builds measured there took 102 s (precompute, N = 1000, K = 4,
+k = 3, d = 861) and 126 s (cot-question-first, N = 257, K = 5, k = 24, 20 000 chains).
 """
 
 from __future__ import annotations
