@@ -35,3 +35,6 @@ def test_smoke_run_saves_result_and_figures_rebuild_from_files(exp_id, tmp_path)
     assert sorted(again) == sorted(figures)
     resumed = run_experiment(module, "smoke", tmp_path)
     assert resumed.envelope["meta"]["sweep"]["trained"] == 0  # idempotent: nothing retrained
+    first, again = done.envelope["meta"], resumed.envelope["meta"]
+    assert first["cumulative_wall_time_s"] == pytest.approx(first["wall_time_s"])
+    assert again["cumulative_wall_time_s"] == pytest.approx(first["cumulative_wall_time_s"] + again["wall_time_s"])

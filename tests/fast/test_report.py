@@ -180,7 +180,8 @@ def test_provenance_shows_meta_timings_and_the_papers_words_apart(built):
         assert "0123abcd (dirty: uncommitted changes)" in part and "2.5.0" in part and "3, 4" in part
         assert "<td>training runs</td><td>3</td>" in part and "Theorem 4.1, Theorem 4.2" in part
         assert "the paper's own words and numbers" in part and "the paper says" in part
-    assert "7.0 s (meta.wall_time_s)" in a_part
+    assert "7.0 s (meta.wall_time_s: the invocation that wrote this result)" in a_part
+    assert "<td>wall time, every invocation</td><td>not recorded" in a_part  # the fake meta has no cumulative
     assert "1 h 06 min (timed by this run of the pipeline)" in b_part
     not_run = [e for e in EXPERIMENTS if e not in PAYLOADS]
     assert all(f"<li><code>{e}</code>: no {e}/{SCALE}/result.json" in prov for e in not_run)

@@ -40,7 +40,7 @@ from typing import Any, Literal
 from georecall.config import TrainConfig, _coerce
 from georecall.experiments.claims import all_claims, evaluate
 from georecall.plotting.tables import write_csv  # noqa: F401  (re-exported: experiments write their tables)
-from georecall.results.envelope import make_envelope, read_payload, result_folder, write_envelope
+from georecall.results.envelope import make_envelope, read_envelope, read_payload, result_folder, write_envelope
 from georecall.results.store import STORE_NAME, ResultStore
 
 Scale = Literal["smoke", "quick", "paper"]
@@ -374,6 +374,16 @@ def _meta(cfg: Any, runs: Sequence[Any], device: str | None, wall: float, overri
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def _previous_cumulative(folder: Path, scale: str) -> float:
+    """The cumulative wall time recorded by the result this run replaces (0 when there is none, or it is unreadable)."""
+    try:
+        prev = read_envelope(folder)
+    except (FileNotFoundError, ValueError):
+        return 0.0
+    value = prev["meta"].get("cumulative_wall_time_s", prev["meta"].get("wall_time_s", 0.0))
+    return float(value) if isinstance(value, (int, float)) and prev["scale"] == scale else 0.0
+
+
 @dataclass(frozen=True)
 class ExperimentRun:
     """What :func:`run_experiment` produced."""
@@ -414,11 +424,13 @@ def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[st
         result = dataclasses.replace(result, **extra)
     payload = json.loads(json.dumps(dataclasses.asdict(result)))
     decided = [evaluate(c, {exp_id: payload}) for c in claims_of(exp_id)]
+    meta = _meta(cfg, runs, device, wall, overrides, sweep)
+    meta["cumulative_wall_time_s"] = wall + _previous_cumulative(folder, scale)
     prov = getattr(module, "PROVENANCE", None) or Provenance(claim="", paper_section="")
     envelope = make_envelope(
         experiment=exp_id, scale=scale,
         provenance={"claim": prov.claim, "paper_section": prov.paper_section, "theorems": list(prov.theorems)},
-        paper_reported=dict(prov.paper_reported), meta=_meta(cfg, runs, device, wall, overrides, sweep),
+        paper_reported=dict(prov.paper_reported), meta=meta,
         runs=sorted(wanted),
         claims=[{"id": d.claim.id, "verdict": d.decision.verdict, "numbers": d.decision.numbers,
                  "reason": d.decision.reason} for d in decided],

@@ -293,12 +293,18 @@ def _run_view(exp: str, env: Mapping[str, Any], scale: str, timings: Mapping[str
     else:
         wall = _duration(meta.get("wall_time_s"))
         if wall != "not recorded":
-            wall += " (meta.wall_time_s)"
+            wall += " (meta.wall_time_s: the invocation that wrote this result)"
+    sweep = meta.get("sweep") if isinstance(meta.get("sweep"), Mapping) else {}
     meta_rows = [
         ("georecall version", get("georecall_version")), ("git commit", sha), ("torch version", get("torch_version")),
-        ("device", get("device")),
+        ("device", get("device")), ("torch threads", get("torch_threads")),
         ("seeds", ", ".join(map(str, seeds)) if isinstance(seeds, list) and seeds else get("seeds")),
-        ("scale", get("scale") if "scale" in meta else scale), ("wall time", wall), ("written", get("created")),
+        ("scale", get("scale") if "scale" in meta else scale), ("wall time", wall),
+        ("wall time, every invocation", _duration(meta.get("cumulative_wall_time_s"))
+         + " (meta.cumulative_wall_time_s: training and analysis summed over the invocations that wrote a result; "
+           "a killed one is not counted)"),
+        ("runs trained / already done", f"{sweep.get('trained', 'n/a')} / {sweep.get('skipped', 'n/a')}"),
+        ("written", get("created")),
     ]
     return _RunView(id=exp, anchor=_anchor("exp", exp), source=f"{exp}/{scale}/{RESULT_FILE}", provenance=rows,
                     paper_reported=flatten_numbers(env["paper_reported"], round_floats=False), meta=meta_rows,
