@@ -371,7 +371,10 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
     if not quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(desc=f"reproduce ({scale})", unit="run", file=sys.stderr, dynamic_ncols=True)
+        # On a terminal the bar redraws in place; into a log file it would write a line per run, so there it
+        # updates at most twice a minute.
+        bar = tqdm(desc=f"reproduce ({scale})", unit="run", file=sys.stderr, dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
     def progress(done: int, total: int, label: str) -> None:
         bar.total = total
