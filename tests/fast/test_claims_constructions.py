@@ -199,6 +199,10 @@ def test_c6_trained_side_reads_the_multihop_models_at_float32():
     broken = {**payload(*bound_rows()), "multihop": _multihop(True, False)}
     d = verdict("C6", broken)
     assert d.verdict == "not reproduced" and d.numbers["trained_below_bound"] == ["k=3 direct-frozen"]
+    free = _multihop(True)
+    free["smallest"][0]["bound_float32"]["P_needed_bits"] = 0.0  # past gamma_L: the bound asks nothing
+    d = verdict("C6", {**payload(*bound_rows()), "multihop": free})
+    assert d.verdict == "reproduced" and "vacuously" in d.reason
     assert BY_ID["C6"].experiments == ("constructions", "multihop")
 
 

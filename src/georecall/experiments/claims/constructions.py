@@ -326,8 +326,13 @@ def decide_c6(payloads: Payloads) -> Decision:
         return Decision("not reproduced", nums, f"trained model(s) {', '.join(trained['trained_below_bound'])} "
                                                 "succeed below Theorem 4.2's requirement even at 32 bits per float")
     ratio = trained["trained_min_P_over_required_float32"]
-    tail = (f"; no trained model is below it at 32 bits per float ({trained['n_trained_in_class']} smallest no-CoT "
-            f"models; min P/required {'n/a' if ratio is None else f'{ratio:.3g}'}, a weak check)")
+    n = trained["n_trained_in_class"]
+    if ratio is None:  # every model's float32 embedding alone is past gamma_L: the bound asks nothing of them
+        tail = (f"; no trained model is below it at 32 bits per float, vacuously: for all {n} smallest no-CoT "
+                "models the bound requires 0 bits (their float32 embeddings exceed γ_L)")
+    else:
+        tail = (f"; no trained model is below it at 32 bits per float ({n} smallest no-CoT models; min "
+                f"P/required {ratio:.3g}, a weak check)")
     return Decision(base.verdict, nums, base.reason.replace(" (trained models are decided elsewhere)", "") + tail)
 
 
