@@ -92,3 +92,14 @@ def test_law_comparison_with_too_few_cells_says_so():
     out = threshold.law_comparison(_curves(lambda n, k: 10, ns=(16,), ks=(2,)), 3, 0.99, 10, 0)
     assert out["log_slope"] is None and out["log_slope_ci95"] is None and out["n_cells"] == 1
     assert cc._law_verdict(out)[0] == "not reproduced"
+
+
+def test_c12_reports_the_first_success_beside_the_rule():
+    smallest = [{"k": k, "condition": c, "found": True, "trainable_params": p,
+                 "rule": {"first_success_trainable_params": f}}
+                for c, rows in (("direct-frozen", [(1, 2304, 904), (2, 4016, 1512)]),
+                                ("cot-frozen", [(1, 2304, 904), (2, 2336, 2336)]))
+                for k, p, f in rows]
+    d = cc.decide_c12({"multihop": {"smallest": smallest}})
+    assert d.numbers["cot_frozen_params"] == [2304, 2336] and d.numbers["cot_frozen_params_first_success"] == [904, 2336]
+    assert d.numbers["direct_frozen_params_first_success"] == [904, 1512]

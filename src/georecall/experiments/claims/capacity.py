@@ -118,7 +118,11 @@ def decide_c11(payloads: Payloads) -> Decision:
     return Decision("partly", nums, "the width grows with N·K, but " + " and ".join(why))
 
 
-def _smallest(p: Mapping[str, Any], cond: str) -> dict[int, int | None]:
+def _smallest(p: Mapping[str, Any], cond: str, *, first_success: bool = False) -> dict[int, int | None]:
+    """Trainable parameters of the smallest working model per k: by the shared rule, or by first success."""
+    if first_success:
+        return {int(e["k"]): (e.get("rule") or {}).get("first_success_trainable_params")
+                for e in p.get("smallest", []) if e["condition"] == cond}
     return {int(e["k"]): e.get("trainable_params") for e in p.get("smallest", []) if e["condition"] == cond}
 
 
@@ -130,7 +134,12 @@ def decide_c12(payloads: Payloads) -> Decision:
     nums: dict[str, Any] = {"k": ks, "direct_frozen_params": [direct.get(k) for k in ks],
                             "cot_frozen_params": [cot.get(k) for k in ks],
                             "learned_readout_direct": [_smallest(p, "direct-learned").get(k) for k in ks],
-                            "learned_readout_cot": [_smallest(p, "cot-learned").get(k) for k in ks]}
+                            "learned_readout_cot": [_smallest(p, "cot-learned").get(k) for k in ks],
+                            # Beside the rule, as the project reports both: the first success, failures above ignored.
+                            "direct_frozen_params_first_success": [_smallest(p, "direct-frozen", first_success=True)
+                                                                   .get(k) for k in ks],
+                            "cot_frozen_params_first_success": [_smallest(p, "cot-frozen", first_success=True).get(k)
+                                                                for k in ks]}
     if len(ks) < 2:
         return Decision("not reproduced", nums, "fewer than two hop counts tested")
     d_found = all(direct.get(k) is not None for k in ks)
