@@ -101,5 +101,6 @@ def test_c12_reports_the_first_success_beside_the_rule():
                                 ("cot-frozen", [(1, 2304, 904), (2, 2336, 2336)]))
                 for k, p, f in rows]
     d = cc.decide_c12({"multihop": {"smallest": smallest}})
-    assert d.numbers["cot_frozen_params"] == [2304, 2336] and d.numbers["cot_frozen_params_first_success"] == [904, 2336]
+    assert d.numbers["cot_frozen_params"] == [2304, 2336]
+    assert d.numbers["cot_frozen_params_first_success"] == [904, 2336]
     assert d.numbers["direct_frozen_params_first_success"] == [904, 1512]
