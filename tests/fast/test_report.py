@@ -171,8 +171,12 @@ def test_claim_sections_show_numbers_criterion_and_what_will_test(built):
 
 
 def test_provenance_shows_meta_timings_and_the_papers_words_apart(built):
+    from georecall.report.build import SCALE_NOTES
+
     _, paths, page = built
     html = paths.html.read_text()
+    # What a verdict at this scale can mean stands under the title, in both reports.
+    assert SCALE_NOTES[SCALE] in html and SCALE_NOTES[SCALE] in paths.markdown.read_text()
     prov = html.split('id="provenance"')[1]
     a_part = prov.split(f'id="exp-{A}"')[1].split("</section>")[0]
     b_part = prov.split(f'id="exp-{B}"')[1].split("</section>")[0]

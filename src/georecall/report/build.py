@@ -56,6 +56,17 @@ class ReportPaths:
     verdicts: dict[str, str] = field(default_factory=dict)  # claim id -> verdict, as decided in this report
 
 
+#: What a verdict at each scale can mean, said under the title.
+SCALE_NOTES: dict[str, str] = {
+    "smoke": ("Smoke scale: the same code path on toy sizes, to check the pipeline in seconds. Its grids are too "
+              "small to bracket most thresholds, so its verdicts on the trained claims say nothing about the "
+              "paper; run --scale quick or paper for those."),
+    "quick": ("Quick scale: grids sized for 2 CPU cores (about 17 minutes), with N spanning 8x; the verdicts hold "
+              "for these ranges and budgets only."),
+    "paper": "Paper scale: the paper's grids (GPU-sized).",
+}
+
+
 def format_value(value: Any, *, round_floats: bool = True) -> str:
     """One number (or other JSON value) as the report shows it: floats to 4 significant digits."""
     if value is None:
@@ -389,6 +400,7 @@ def build_report(out_dir: str | os.PathLike[str], scale: str, *, only: Sequence[
     shown_out = _rel(out_dir, dest)
     context = {
         "scale": scale,
+        "scale_note": SCALE_NOTES.get(scale, ""),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "georecall_version": georecall.__version__,
         "out_dir": "the folder of this report" if shown_out == "." else f"`{shown_out}`",
