@@ -38,8 +38,8 @@ from types import ModuleType
 from typing import Any, Literal
 
 from georecall.config import TrainConfig, _coerce
+from georecall.experiments import stats
 from georecall.experiments.claims import all_claims, evaluate
-from georecall.plotting.tables import write_csv  # noqa: F401  (re-exported: experiments write their tables)
 from georecall.results.envelope import make_envelope, read_envelope, read_payload, result_folder, write_envelope
 from georecall.results.store import STORE_NAME, ResultStore
 
@@ -224,7 +224,7 @@ class Cell:
         Seeds that should exist but have no row count as misses, so a half-trained cell never works.
         """
         total = max(len(self.seeds), n_seeds or 0)
-        return total > 0 and 2 * self.n_success(success_accuracy) > total
+        return total > 0 and stats.is_majority(self.n_success(success_accuracy), total)
 
 
 def _first(value: Any) -> Any:
@@ -284,15 +284,6 @@ class SmallestSize:
     @property
     def non_monotone(self) -> bool:
         return bool(self.failed_above)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "first_success": self.first_success, "status": self.status,
-                "non_monotone": self.non_monotone, "failed_above": list(self.failed_above), "tried": list(self.tried)}
-
-
-SMALLEST_SIZE_RULE = ("the cheapest tried size that works and from which every larger tried size works too (works: "
-                      "a strict majority of seeds reach the success accuracy within the budget; larger: at least as "
-                      "large in every dimension); the first success is reported beside it")
 
 
 def _at_least(a: Any, b: Any) -> bool:
