@@ -41,6 +41,7 @@ class TaskConfig:
     n_attributes: int | None = None  # disjoint only: attribute tokens per relation (None = N)
     bijective: bool = True  # disjoint only: False draws arbitrary functions instead of bijections
     world_seed: int | None = None  # None: each ensemble member draws its own world from its seed
+    world_variant: int = 0  # 0: the seed's world; v > 0: another world of the same seed (new bijections, for transfer)
     n_queries: int | None = None  # None: all N*K^k queries if they fit max_queries, else a sample of that size
     max_queries: int = DEFAULT_MAX_QUERIES  # memory limit on materialised queries
 
@@ -53,6 +54,7 @@ class TaskConfig:
         _check(self.attributes in typing.get_args(AttributeKind),
                f"attributes must be one of {typing.get_args(AttributeKind)}, got {self.attributes!r}")
         _check(self.max_queries >= 1, f"max_queries must be >= 1, got {self.max_queries}")
+        _check(self.world_variant >= 0, f"world_variant must be >= 0, got {self.world_variant}")
         if self.attributes == "disjoint":
             # Attribute tokens of a relation are not subjects, so a chain cannot continue after one hop.
             _check(self.n_hops == 1 and self.cot == "none",
@@ -147,6 +149,8 @@ class TrainConfig:
     fused_loss: bool | None = None  # chunked readout + cross-entropy; None = where measured to pay
     compile: bool = False  # torch.compile the model body (pays only for long runs: benchmarks/RESULTS.md)
     readout_dtype: ReadoutDtype = "float32"  # bfloat16: readout matmuls in bf16, float32 softmax and sums
+    stop_at_target: bool = True  # False: members train the whole budget (the step they first reach the target is kept)
+    freeze: tuple[str, ...] = ()  # parameter-name patterns (fnmatch, e.g. "blocks.*") kept at their initial values
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, f"steps must be >= 0, got {self.steps}")
@@ -167,6 +171,8 @@ class TrainConfig:
                f"readout_dtype must be one of {typing.get_args(ReadoutDtype)}, got {self.readout_dtype!r}")
         _check(not (self.readout_dtype == "bfloat16" and self.fused_loss is False),
                "readout_dtype='bfloat16' runs in the fused readout; it needs fused_loss true or unset")
+        _check(all(isinstance(p, str) and p.strip() for p in self.freeze),
+               f"freeze must hold non-empty parameter-name patterns, got {list(self.freeze)}")
 
 
 @dataclass(frozen=True)
@@ -178,9 +184,22 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: tuple[int, ...] = (0,)  # one ensemble member per seed (its world, init and batches)
     lrs: tuple[float, ...] | None = None  # per-member peak learning rate (None: train.lr for every member)
+    # Per-member source run (its config hash) whose parameters matching ``init_params`` start this run
+    # (the rest from this run's own init); resolved by the sweep from its store.
+    init_from: tuple[str, ...] | None = None
+    init_params: tuple[str, ...] = ()  # parameter-name patterns (fnmatch) copied from the source run
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1, "seeds must name at least one seed")
+        if self.init_from is None:
+            _check(not self.init_params, "init_params needs init_from (the source run of each seed)")
+        else:
+            _check(len(self.init_from) == len(self.seeds),
+                   f"init_from must name one source run per seed ({len(self.seeds)}), got {len(self.init_from)}")
+            _check(all(isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)
+                       for h in self.init_from),
+                   f"init_from must hold full config hashes (64 hex digits), got {list(self.init_from)}")
+            _check(bool(self.init_params), "init_from needs init_params: which parameters to copy (e.g. 'blocks.*')")
         _check(all(s >= 0 for s in self.seeds), f"seeds must be >= 0, got {list(self.seeds)}")
         if self.lrs is None:
             _check(len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {list(self.seeds)}")
@@ -236,13 +255,17 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a :class:`RunConfig` from :func:`to_dict` output, checking keys and types."""
     data = dict(data)
-    unknown = sorted(set(data) - {"task", "model", "train", "seeds", "lrs"})
+    unknown = sorted(set(data) - {"task", "model", "train", "seeds", "lrs", "init_from", "init_params"})
     _check(not unknown, f"unknown key(s) in run config: {', '.join(unknown)}")
     kwargs: dict[str, Any] = {name: _build(cls, data[name], name) for name, cls in _SECTIONS.items() if name in data}
     if "seeds" in data:
         kwargs["seeds"] = _coerce(tuple[int, ...], data["seeds"], "seeds")
     if data.get("lrs") is not None:
         kwargs["lrs"] = _coerce(tuple[float, ...], data["lrs"], "lrs")
+    if data.get("init_from") is not None:
+        kwargs["init_from"] = _coerce(tuple[str, ...], data["init_from"], "init_from")
+    if "init_params" in data:
+        kwargs["init_params"] = _coerce(tuple[str, ...], data["init_params"], "init_params")
     return RunConfig(**kwargs)
 
 
@@ -250,7 +273,8 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
 _NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss", "compile")}
 #: Fields added after results were stored: part of a run's identity, but left out at their default so
 #: that the hashes of earlier runs (and the stores keyed by them) stay valid.
-_OMITTED_AT_DEFAULT = {"train": {"readout_dtype": "float32"}}
+_OMITTED_AT_DEFAULT = {"train": {"readout_dtype": "float32", "stop_at_target": True, "freeze": []},
+                       "task": {"world_variant": 0}, "": {"init_from": None, "init_params": []}}
 
 
 def config_hash(cfg: Any) -> str:
@@ -259,16 +283,18 @@ def config_hash(cfg: Any) -> str:
     ``train.device``, ``train.eval_chunk``, ``train.fused_loss`` and ``train.compile`` are left out:
     the same run on another device, or through other kernels for the same loss, is the same run.
     ``train.readout_dtype`` counts (a bf16 readout may train a different model) except at its default,
-    so hashes from before it existed still hold.
+    so hashes from before it existed still hold; so do the later fields ``train.stop_at_target``,
+    ``train.freeze``, ``task.world_variant``, ``init_from`` and ``init_params``.
     """
     data = to_dict(cfg)
     for section, names in _NOT_IDENTITY.items():
         for name in names:
             data.get(section, {}).pop(name, None)
     for section, defaults in _OMITTED_AT_DEFAULT.items():
+        where = data if section == "" else data.get(section, {})
         for name, default in defaults.items():
-            if data.get(section, {}).get(name) == default:
-                del data[section][name]
+            if name in where and where[name] == default:
+                del where[name]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -55,6 +55,9 @@ class TrainResult:
     wall_time_s: float
     device: str
     weights: str = "model.safetensors"  # relative to the run directory
+    # Per member: the first step at which it reached train.target_accuracy (None: never; the whole field is
+    # None in runs saved before it existed). With stop_at_target it equals ``steps`` for stopped members.
+    first_target_step: list[int | None] | None = None
     schema_version: int = SCHEMA_VERSION
 
 

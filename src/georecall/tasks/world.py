@@ -86,15 +86,22 @@ def make_world(
     attributes: Literal["shared", "disjoint"] = "shared",
     n_attributes: int | None = None,
     bijective: bool = True,
+    variant: int = 0,
 ) -> World:
     """Draw K maps of [N] from ``seed``: uniform random bijections, or uniform random functions.
+
+    ``variant`` > 0 draws another world from the same seed (new bijections for freeze-and-swap transfer).
 
     >>> w = make_world(4, 2, seed=0); w.maps.shape
     (2, 4)
     """
     cfg = TaskConfig(n_subjects=n_subjects, n_relations=n_relations, attributes=attributes,
                      n_attributes=n_attributes, bijective=bijective)  # validates sizes
-    rng = rng_for(seed, WORLD_STREAM)
+    if variant < 0:
+        raise ValueError(f"variant must be >= 0, got {variant}")
+    # Variant 0 is the seed's world (unchanged since worlds were first drawn); v > 0 another stream of the seed.
+    rng = rng_for(seed, WORLD_STREAM) if variant == 0 else \
+        np.random.default_rng(np.random.SeedSequence([seed, WORLD_STREAM, variant]))
     a = cfg.attributes_per_relation
     if bijective:
         maps = np.stack([rng.permutation(n_subjects) for _ in range(n_relations)])
@@ -107,4 +114,5 @@ def world_for(task: TaskConfig, seed: int) -> World:
     """The world of ensemble member ``seed`` (``task.world_seed`` when set, shared by every member)."""
     return make_world(task.n_subjects, task.n_relations,
                       seed=seed if task.world_seed is None else task.world_seed,
-                      attributes=task.attributes, n_attributes=task.n_attributes, bijective=task.bijective)
+                      attributes=task.attributes, n_attributes=task.n_attributes, bijective=task.bijective,
+                      variant=task.world_variant)

@@ -9,10 +9,11 @@ budget is spent.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -154,12 +155,61 @@ def build_model(config: RunConfig, d_vocab: int) -> Transformer:
                        n_members=len(config.seeds), seeds=config.seeds)
 
 
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """True when a parameter name matches one of the fnmatch ``patterns`` (``"blocks.*"``, ``"embed.W_E"``)."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+@torch.no_grad()
+def load_initial(model: Transformer, patterns: Sequence[str],
+                 states: Sequence[Mapping[str, torch.Tensor]]) -> list[str]:
+    """Copy the parameters matching ``patterns`` from one source state per member (tensors without the member
+    axis, e.g. a one-member run's ``state_dict()`` rows); returns the names copied. A pattern that matches
+    nothing, or a source of another shape, raises ValueError."""
+    if len(states) != model.n_members:
+        raise ValueError(f"need one source state per member ({model.n_members}), got {len(states)}")
+    names = [n for n, _ in model.named_parameters() if matches(n, patterns)]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n, _ in model.named_parameters())]
+    if unmatched:
+        raise ValueError(f"init_params pattern(s) {unmatched} match no parameter of the model")
+    params = dict(model.named_parameters())
+    for e, state in enumerate(states):
+        for name in names:
+            if name not in state:
+                raise ValueError(f"the source run has no parameter {name!r}")
+            src = state[name]
+            if tuple(src.shape) != tuple(params[name].shape[1:]):
+                raise ValueError(f"source parameter {name!r} has shape {tuple(src.shape)}, the model needs "
+                                 f"{tuple(params[name].shape[1:])}")
+            params[name][e].copy_(src.to(params[name].dtype))
+    return names
+
+
+def apply_freeze(model: Transformer, patterns: Sequence[str]) -> list[str]:
+    """Stop gradients of the parameters matching ``patterns`` (besides the config's frozen flags); returns them.
+    A pattern that matches nothing raises ValueError (a typo must not train what it meant to freeze)."""
+    named = list(model.named_parameters())
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n, _ in named)]
+    if unmatched:
+        raise ValueError(f"train.freeze pattern(s) {unmatched} match no parameter; names look like "
+                         f"{', '.join(n for n, _ in named[:4])}, ...")
+    frozen = [n for n, p in named if matches(n, patterns)]
+    for n, p in named:
+        if n in frozen:
+            p.requires_grad_(False)
+    return frozen
+
+
 def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = None,
-          model: Transformer | None = None) -> TrainRun:
+          model: Transformer | None = None,
+          init_states: Sequence[Mapping[str, torch.Tensor]] | None = None) -> TrainRun:
     """Train one ensemble (one member per seed) on its worlds' queries and return the live run.
 
     ``model`` may hand in an already built ensemble (e.g. with frozen parts set by hand); by default it
-    is built from the config. Nothing is written to disk: see :func:`georecall.results.save_run`.
+    is built from the config. A config with ``init_from`` needs ``init_states``: per member, the source
+    run's parameters (the sweep reads them from its store); those matching ``config.init_params`` are
+    copied in. ``train.freeze`` patterns then keep parameters at their starting values. Nothing is
+    written to disk: see :func:`georecall.results.save_run`.
     """
     t0 = time.perf_counter()
     tc, seeds = config.train, config.seeds
@@ -172,6 +222,13 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
         model = build_model(config, worlds[0].vocab.d_vocab)
     if model.n_members != len(seeds):
         raise ValueError(f"model has {model.n_members} members but the config names {len(seeds)} seeds")
+    if config.init_from is not None:
+        if init_states is None:
+            raise ValueError("the config starts from other runs (init_from); pass their parameters as init_states "
+                             "(run it through a sweep, which reads them from its store)")
+        load_initial(model, config.init_params, init_states)
+    if tc.freeze:
+        apply_freeze(model, tc.freeze)
     model = model.to(device)
     e, n_q = len(seeds), data.targets.shape[1]  # data is stacked: [E, B, ...]
     n_rel = config.task.n_relations
@@ -197,6 +254,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     active = torch.ones(e, dtype=torch.bool)
     steps_taken = [tc.steps] * e
     reasons = ["budget"] * e
+    first_target: list[int | None] = [None] * e  # the step each member first reached the target
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
     metrics: list[dict] = []
     last_acc: list[float] | None = None
@@ -218,17 +276,20 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
         # Full batch: the training forward scores every query, so the check against the target is free
         # and exact at every step (with a bf16 readout, a float32 evaluation confirms it). Minibatch:
         # check at evaluation steps on the whole set.
+        def reaching(acc: list[float]) -> list[int]:  # members reaching the target for the first time
+            return [m for m in range(e) if active[m] and first_target[m] is None and acc[m] >= tc.target_accuracy]
+
         if full_batch:
             correct, ce, loss_e = score_fn(tokens, targets)  # [E, B, P], [E, B, P], [E]
             acc = correct.all(-1).float().mean(1).tolist()
-            stopping = [m for m in range(e) if active[m] and acc[m] >= tc.target_accuracy]
-            if is_eval or stopping:  # a member's stop step is always in its metrics
+            stopping = reaching(acc)
+            if is_eval or stopping:  # the step a member first reaches the target is always in its metrics
                 if approximate_scores:  # bf16 logits can round a near tie either way: score in float32
                     model.eval()
                     ev = evaluate(model, data, n_rel, chunk=tc.eval_chunk)
                     model.train()
                     acc = ev.accuracy
-                    stopping = [m for m in range(e) if active[m] and acc[m] >= tc.target_accuracy]
+                    stopping = reaching(acc)
                 else:
                     tally = ScoreTally(e, len(data.positions), n_rel, device)
                     tally.add(correct.detach(), ce.detach(), relations)
@@ -246,8 +307,9 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
             else:
                 acc = None
         if acc is not None:
-            for m in range(e):
-                if active[m] and acc[m] >= tc.target_accuracy:
+            for m in reaching(acc):
+                first_target[m] = step
+                if tc.stop_at_target:
                     stop(m, step, "target")
         if not active.any() or step == tc.steps:
             break
@@ -289,6 +351,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     final = evaluate(model, data, n_rel, chunk=tc.eval_chunk)
     wall = time.perf_counter() - t0
     result = TrainResult(accuracy=final.accuracy, steps=steps_taken, stop_reason=reasons, loss=final.loss,
+                         first_target_step=first_target,
                          per_relation=final.per_relation, per_hop=final.per_hop, seeds=list(seeds),
                          n_queries=n_q, n_query_space=data.n_total, sampled=data.sampled,
                          n_params=param_counts(model), wall_time_s=wall, device=str(device))

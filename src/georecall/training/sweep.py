@@ -36,7 +36,7 @@ from georecall.training.loop import resolve_device, train
 log = logging.getLogger(__name__)
 
 #: TrainResult fields that hold one entry per ensemble member.
-_PER_MEMBER = ("accuracy", "steps", "stop_reason", "loss", "per_relation", "per_hop", "seeds")
+_PER_MEMBER = ("accuracy", "steps", "stop_reason", "loss", "per_relation", "per_hop", "seeds", "first_target_step")
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,17 @@ def _as_override(value: Any) -> str:
 
 
 def single_runs(config: RunConfig) -> list[RunConfig]:
-    """The one-model runs of an ensemble config (member e: seed e, its own learning rate)."""
-    return [dataclasses.replace(config, seeds=(s,), lrs=None, train=dataclasses.replace(config.train, lr=lr))
-            for s, lr in zip(config.seeds, config.member_lrs(), strict=True)]
+    """The one-model runs of an ensemble config (member e: seed e, its own learning rate and source run)."""
+    sources = config.init_from or (None,) * len(config.seeds)
+    return [dataclasses.replace(config, seeds=(s,), lrs=None, train=dataclasses.replace(config.train, lr=lr),
+                                init_from=None if src is None else (src,))
+            for s, lr, src in zip(config.seeds, config.member_lrs(), sources, strict=True)]
 
 
 def shape_key(run: RunConfig) -> str:
-    """Runs with equal keys can share an ensemble: everything but seed and learning rate agrees."""
-    return config_hash(dataclasses.replace(run, seeds=(0,), lrs=None,
-                                           train=dataclasses.replace(run.train, lr=1.0)))
+    """Runs with equal keys can share an ensemble: everything but seed, learning rate and source run agrees."""
+    return config_hash(dataclasses.replace(run, seeds=(0,), lrs=None, init_from=None if run.init_from is None
+                                           else ("0" * 64,), train=dataclasses.replace(run.train, lr=1.0)))
 
 
 #: Activations of one CPU ensemble step, in bytes: measured on 2 cores, throughput per model peaks
@@ -127,9 +129,11 @@ def group_runs(runs: Sequence[RunConfig], max_members: int, *,
         for i in range(0, len(members), size):
             chunk = members[i:i + size]
             lrs = tuple(r.train.lr for r in chunk)
+            sources = None if chunk[0].init_from is None else tuple(r.init_from[0] for r in chunk)
             out.append(dataclasses.replace(chunk[0], seeds=tuple(r.seeds[0] for r in chunk),
-                                           lrs=None if len(set(lrs)) == 1 else lrs))
-    return out
+                                           lrs=None if len(set(lrs)) == 1 else lrs, init_from=sources))
+    # Runs that start from other runs go last, so a source trained in the same sweep is there when they start.
+    return sorted(out, key=lambda g: g.init_from is not None)
 
 
 def split_run(run: TrainRun) -> list[TrainRun]:
@@ -139,13 +143,32 @@ def split_run(run: TrainRun) -> list[TrainRun]:
     for e, cfg in enumerate(singles):
         fields = dataclasses.asdict(run.result)
         for name in _PER_MEMBER:
-            fields[name] = fields[name][e:e + 1]
+            if fields[name] is not None:
+                fields[name] = fields[name][e:e + 1]
         metrics = [{**m, "member": 0} for m in run.metrics if m["member"] == e]
         meta = {**run.meta, "seeds": list(cfg.seeds), "config_hash": cfg.config_hash(),
                 "ensemble": {"size": len(singles), "member": e, "config_hash": run.config.config_hash()}}
         out.append(TrainRun(config=cfg, result=TrainResult(**fields), model=run.model.member(e),
                             worlds=[run.worlds[e]], metrics=metrics, meta=meta))
     return out
+
+
+def source_states(store: ResultStore, out: Path, hashes: Sequence[str]) -> list[dict[str, torch.Tensor]]:
+    """The parameters of each finished source run (by config hash), member axis dropped, read from the store.
+
+    A source that is not finished raises ValueError (the dependent runs fail with that reason and are tried
+    again on the next invocation, once the source exists).
+    """
+    from safetensors.torch import load_file
+
+    states = []
+    for h in hashes:
+        row = store.get(h)
+        if row is None or row["status"] != "done" or not row["run_dir"] or not is_complete(out / row["run_dir"]):
+            raise ValueError(f"init_from run {h[:12]} is not finished in {out / STORE_NAME}; train it first")
+        state = load_file(str(out / row["run_dir"] / "model.safetensors"))
+        states.append({k: v[0] for k, v in state.items()})
+    return states
 
 
 def run_dir_for(run: RunConfig, experiment: str) -> str:
@@ -156,7 +179,7 @@ def run_dir_for(run: RunConfig, experiment: str) -> str:
 def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, experiment: str,
               max_members: int = 64, device: str | None = None,
               progress: Callable[[int, int], None] | None = None,
-              trainer: Callable[[RunConfig], TrainRun] = train) -> SweepReport:
+              trainer: Callable[..., TrainRun] = train) -> SweepReport:
     """Train every run not already done, as ensembles; write run directories and store rows.
 
     ``device`` overrides ``train.device`` (not part of a run's identity); ``progress(done, total)``
@@ -201,7 +224,11 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
         for group in group_runs(todo, max_members, cap=cap):
             members = single_runs(group)
             try:
-                pieces = split_run(trainer(group))
+                if group.init_from is None:
+                    pieces = split_run(trainer(group))
+                else:
+                    states = source_states(store, out, group.init_from)
+                    pieces = split_run(trainer(group, init_states=states))
             except Exception as err:  # a failing group must not stop the sweep; KeyboardInterrupt does
                 message = f"{type(err).__name__}: {err}".replace("\n", " ")
                 detail = traceback.format_exc()
