@@ -82,8 +82,8 @@ def test_dims_match_theory_table(n: int, k_rel: int) -> None:
         assert b.dims["heads"] == [[(3, k_rel), (2, k_rel * m)]]
         for c in (a, b):
             assert c.dims["m"] == m and c.dims["beta"] == 10.0 and c.dims["n_ctx"] == 2 * n_hops + 1
-            assert c.notes["content_bits"] == {"P": 0, "B_e": k_rel * m}  # docs/theory.md §6.6
-            assert c.notes["readout"] == "fixed"
+            assert c.anatomy.content_bits == {"P": 0, "B_e": k_rel * m}  # docs/theory.md §6.6
+            assert c.anatomy.readout == "fixed"
             assert c.theorem.startswith("Theorem 4.4")
             assert c.task.n_hops == n_hops and c.task.cot in FORMATS
 
@@ -114,14 +114,14 @@ def test_ablating_one_relations_gates_breaks_only_its_chains(fmt: str) -> None:
     world = make_world(16, 3, seed=2)
     c = build_cot(world, 2, fmt=fmt)
     queries = make_queries(world, c.task)
-    units = c.notes["gate_units"][0]
+    units = list(c.anatomy.gate_units[0])
 
     def ablate(act: torch.Tensor, hook: object) -> torch.Tensor:
         act = act.clone()
         act[..., units] = 0.0  # act: [E, B, T, d_mlp]
         return act
 
-    with c.model.hooks([(c.notes["gate_hook"], ablate)]):
+    with c.model.hooks([(c.anatomy.gate_hook, ablate)]):
         emitted = generate_cot(c.model, queries.subjects, queries.chains, fmt, n_subjects=16)[0]  # [B, k]
     right = (emitted == queries.targets).all(-1)
     uses = (queries.chains == 0).any(-1)

@@ -110,7 +110,7 @@ def test_kv_memory_attention_and_embeddings_are_fact_free_and_mlps_identical():
     for layer in (1, 2):  # one table, k copies (docs/theory.md §4.1: identical, tieable)
         for leaf in ("W_in", "b_in", "W_out", "b_out"):
             assert torch.equal(sa[f"blocks.{layer}.mlp.{leaf}"], sa[f"blocks.0.mlp.{leaf}"])
-    assert a.notes["content_bits"] == {"P": 3 * 13 * 4, "B_e": 0} and a.notes["readout"] == "fixed"
+    assert a.anatomy.content_bits == {"P": 3 * 13 * 4, "B_e": 0} and a.anatomy.readout == "fixed"
 
 
 def test_precompute_facts_live_only_in_subject_embeddings():
@@ -124,7 +124,7 @@ def test_precompute_facts_live_only_in_subject_embeddings():
             assert torch.equal(sa[name][0, n:], sb[name][0, n:])  # relation embeddings
         else:  # every attention and MLP weight, positions and readout
             assert torch.equal(sa[name], sb[name]), name
-    assert a.notes["content_bits"] == {"P": 0, "B_e": 3 ** 2 * 4}
+    assert a.anatomy.content_bits == {"P": 0, "B_e": 3 ** 2 * 4}
 
 
 def test_kv_memory_holds_the_current_subject_after_every_layer():
@@ -136,7 +136,7 @@ def test_kv_memory_holds_the_current_subject_after_every_layer():
     path = c.world.apply(subjects, chains)  # [B, k]
     tokens = torch.from_numpy(np.concatenate([subjects[:, None], chains + n], axis=1))
     _, cache = c.model.run_with_cache(tokens, names=[f"blocks.{i}.hook_resid_post" for i in range(hops)])
-    s_blk, r_blk = (slice(*c.notes["blocks"][b]) for b in ("S", "R"))
+    s_blk, r_blk = (slice(*c.anatomy.blocks[b]) for b in ("S", "R"))
     for layer in range(hops):
         resid = cache[f"blocks.{layer}.hook_resid_post"][0, :, hops].numpy()  # [B, d] at the answer position
         np.testing.assert_allclose(resid[:, s_blk], signs(path[:, layer], c.dims["m"]), atol=1e-9)
@@ -154,7 +154,7 @@ def test_precompute_shrinks_the_tree_by_one_level_per_layer():
     tokens = torch.from_numpy(np.concatenate([subjects[:, None], chains + n], axis=1))
     _, cache = c.model.run_with_cache(tokens, names=[f"blocks.{i}.hook_resid_post" for i in range(hops)])
     for layer in range(hops - 1):
-        level = slice(*c.notes["blocks"][f"L{layer + 1}"])
+        level = slice(*c.anatomy.blocks[f"L{layer + 1}"])
         resid = cache[f"blocks.{layer}.hook_resid_post"][0, :, hops].numpy()[:, level]  # [B, K^(k-l-1) m]
         n_suffix = k_rel ** (hops - layer - 1)
         suffixes = np.stack(np.unravel_index(np.arange(n_suffix), (k_rel,) * (hops - layer - 1)), axis=1)
@@ -163,7 +163,7 @@ def test_precompute_shrinks_the_tree_by_one_level_per_layer():
             got = resid[:, q * c.dims["m"]:(q + 1) * c.dims["m"]]
             np.testing.assert_allclose(got, bits(want, c.dims["m"]), atol=1e-9)
     final = cache[f"blocks.{hops - 1}.hook_resid_post"][0, :, hops].numpy()  # [B, d]
-    answer = final[:, slice(*c.notes["blocks"]["A"])]
+    answer = final[:, slice(*c.anatomy.blocks["A"])]
     np.testing.assert_allclose(answer, signs(path[:, -1], c.dims["m"]), atol=1e-9)
 
 
@@ -227,10 +227,10 @@ def test_learned_readout_dims_match_theory(n, k_rel):
     assert tied.params == meet_in_middle_formula(n, k_rel, tied=True) and tied.params["unembedding"] == 0
     assert tied.model.cfg.tie_unembed and not hasattr(tied.model.unembed, "W_U")
     # docs/theory.md §6.6 content bits.
-    assert ro.notes["content_bits"] == {"P": n * k_rel * m, "B_e": 0}
-    assert mim.notes["content_bits"] == {"P": n * k_rel * m, "B_e": k_rel * m}
-    assert tied.notes["content_bits"] == {"P": 0, "B_e": 2 * k_rel * m}
-    assert [c.notes["readout"] for c in (ro, mim, tied)] == ["learned", "learned", "tied"]
+    assert ro.anatomy.content_bits == {"P": n * k_rel * m, "B_e": 0}
+    assert mim.anatomy.content_bits == {"P": n * k_rel * m, "B_e": k_rel * m}
+    assert tied.anatomy.content_bits == {"P": 0, "B_e": 2 * k_rel * m}
+    assert [c.anatomy.readout for c in (ro, mim, tied)] == ["learned", "learned", "tied"]
 
 
 def test_readout_only_embeddings_are_fact_free_and_the_readout_holds_the_facts():

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import fnmatch
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from georecall.constructions import Construction, n_bits, score_construction
+from georecall.constructions import (
+    CONSTRUCTIONS,
+    Construction,
+    bits,
+    build_construction,
+    n_bits,
+    score_construction,
+    signs,
+)
 from georecall.constructions.disjoint import build_disjoint, build_disjoint_mlp
 from georecall.constructions.single_hop import (
     build_attention_only,
@@ -141,7 +151,7 @@ def test_selector_embedding_is_the_superposition() -> None:
     world = make_world(n, k, seed=3)
     c = build_selector(world, dtype=torch.float64)
     lay, m = selector_blocks(n, k), n_bits(n)
-    assert lay.blocks == c.notes["layout"].blocks and lay.size == c.dims["d_model"] == (k + 1) * m + k
+    assert lay.blocks == c.anatomy.layout.blocks and lay.size == c.dims["d_model"] == (k + 1) * m + k
     expected = torch.zeros(n + k, lay.size, dtype=torch.float64)  # [V, d]
     for s in range(n):
         for r in range(k):
@@ -163,14 +173,14 @@ def test_selector_embedding_is_the_superposition() -> None:
 def test_ablating_relation_gates_breaks_only_that_relation(name: str) -> None:
     n, k = 31, 5
     c = SHARED[name](make_world(n, k, seed=4))
-    hook, units = c.notes["gate_hook"], c.notes["gate_units"]
+    hook, units = c.anatomy.gate_hook, c.anatomy.gate_units
     logits, targets, relations = _answer_logits(c)
     assert bool((logits.argmax(-1) == targets).all())
     for r in range(k):
 
-        def zero_r(act: torch.Tensor, hook_point: object, sl: slice = units[r]) -> torch.Tensor:
+        def zero_r(act: torch.Tensor, hook_point: object, sl: tuple[int, ...] = units[r]) -> torch.Tensor:
             out = act.clone()  # [E, B, T, d_mlp]
-            out[..., sl] = 0
+            out[..., list(sl)] = 0
             return out
 
         logits, _, _ = _answer_logits(c, [(hook, zero_r)])
@@ -202,7 +212,7 @@ def test_edit_fact_changes_exactly_that_fact(name: str) -> None:
     assert score.accuracy == 1.0 and score.min_margin > 0
     # Exactly one embedding row changed, and within it only block S_r.
     diff = (edited.model.embed.W_E[0] != c.model.embed.W_E[0]).nonzero().tolist()
-    block = c.notes["layout"][f"S_{r}"]
+    block = c.anatomy.layout[f"S_{r}"]
     assert diff and all(row == s and block.start <= col < block.stop for row, col in diff)
     # Every other query keeps its argmax; the edited one moves to the new attribute.
     before, targets, relations = _answer_logits(c)
@@ -212,6 +222,8 @@ def test_edit_fact_changes_exactly_that_fact(name: str) -> None:
     assert int(is_edited.sum()) == 1
     assert torch.equal(before.argmax(-1)[~is_edited], after.argmax(-1)[~is_edited])
     assert int(after.argmax(-1)[is_edited]) == int(new_targets[is_edited]) != int(targets[is_edited])
+    assert edited.anatomy.edits == ((s, r, new),) and c.anatomy.edits == ()
+    assert edit_fact(edited, s, r, old).anatomy.edits == ((s, r, new), (s, r, old))
 
 
 def test_edit_fact_rejects_out_of_range() -> None:
@@ -219,6 +231,59 @@ def test_edit_fact_rejects_out_of_range() -> None:
     for args in [(8, 0, 0), (0, 2, 0), (0, 0, 8), (-1, 0, 0)]:
         with pytest.raises(ValueError):
             edit_fact(c, *args)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Anatomy: the typed record of where every construction keeps its facts, codes and gates
+
+
+@pytest.mark.parametrize("name", CONSTRUCTIONS)
+def test_anatomy_is_consistent_with_the_weights(name: str) -> None:
+    recipe = CONSTRUCTIONS[name]
+    c = build_construction(name, 9, 3, 2 if recipe.hops is None else None, seed=1, dtype=torch.float64)
+    a, world = c.anatomy, c.world
+    assert set(a.content_bits) == {"P", "B_e"} and all(v >= 0 for v in a.content_bits.values())
+    assert a.readout in ("fixed", "learned", "tied") and (a.readout == "tied") == c.model.cfg.tie_unembed
+    assert a.edits == ()
+    # Every fact-dependent parameter names real state-dict entries (rows in brackets, * as a wildcard).
+    keys = list(c.model.state_dict())
+    for entry in a.fact_dependent:
+        assert fnmatch.filter(keys, re.sub(r"\[.*\]$", "", entry)), entry
+    if a.layout is not None:
+        assert a.layout.size == c.dims["d_model"]
+        assert a.blocks == {k: (v.start, v.stop) for k, v in a.layout.blocks.items()}
+        assert all(0 <= lo < hi <= a.layout.size for lo, hi in a.blocks.values())
+    # Each subject block S_r holds the code of r * code_offset + f_r(s) in W_E.
+    if a.subject_code is not None:
+        assert len(a.subject_blocks) == world.n_relations
+        encode = bits if a.subject_code == "bits" else signs
+        w_e = c.model.embed.W_E[0].detach().numpy()  # [V, d]
+        for r, block in enumerate(a.subject_blocks):
+            width = block.stop - block.start
+            codes = r * a.code_offset + world.maps[r]  # [N]
+            assert codes.max() < 2 ** width
+            np.testing.assert_array_equal(w_e[:world.n_subjects, block], encode(codes, width))
+        # An edit lands in S_r of one row and is recorded in the anatomy.
+        edited = edit_fact(c, 0, 1, int(world.maps[1, 1]))
+        assert edited.anatomy.edits == ((0, 1, int(world.maps[1, 1])),) and c.anatomy.edits == ()
+        np.testing.assert_array_equal(edited.model.embed.W_E[0][0, a.subject_blocks[1]].detach().numpy(),
+                                      w_e[1, a.subject_blocks[1]])
+    else:
+        assert a.subject_blocks == ()
+        with pytest.raises(ValueError, match="subject code"):
+            edit_fact(c, 0, 0, 0)
+    # Gate units: one group per relation, inside the width of the gate hook's activation.
+    if a.gate_hook is None:
+        assert a.gate_units == ()
+    else:
+        assert len(a.gate_units) == world.n_relations
+        q = make_queries(world, c.task)
+        _, cache = c.model.run_with_cache(q.tokens[:2], [a.gate_hook])
+        width = cache[a.gate_hook].shape[-1]
+        for units in a.gate_units:
+            assert units and all(isinstance(u, int) and 0 <= u < width for u in units)
+        flat = [u for units in a.gate_units for u in units]
+        assert len(flat) == len(set(flat))  # the relations' gates are disjoint
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Hand-built models of the theory's theorems, as exact weights in georecall's own model class."""
 
 from georecall.constructions.base import (
+    Anatomy,
     Construction,
     ConstructionScore,
     Layout,
@@ -18,6 +19,7 @@ __all__ = [
     "CONSTRUCTIONS",
     "Recipe",
     "build_construction",
+    "Anatomy",
     "Construction",
     "ConstructionScore",
     "Layout",

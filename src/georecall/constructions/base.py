@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -93,12 +93,90 @@ def dense_mlp_count(d_model: int, widths: list[int]) -> int:
     return total + widths[-1] * d_model + d_model
 
 
+SubjectCode = Literal["bits", "signs"]
+ReadoutKind = Literal["fixed", "learned", "tied"]
+
+
+@dataclass(frozen=True, eq=False)
+class Anatomy:
+    """Where a construction keeps its facts, its codes and its gates: the ground truth for ``georecall.analysis``.
+
+    * ``readout``: ``fixed`` (``W_U`` is fact-free), ``learned`` (``W_U`` holds facts) or ``tied`` (``W_U = W_E^T``).
+    * ``content_bits``: docs/theory.md §6.6's split of the stored bits, ``{"P": ..., "B_e": ...}``.
+    * ``fact_dependent``: the parameters (state-dict names, row ranges in brackets) that depend on the facts.
+    * ``layout``: the named residual blocks; ``subject_blocks[r]`` is the block ``S_r`` in which subject s
+      holds the code of ``f_r(s)`` (empty when the facts are not stored per relation in ``e_s``).
+    * ``subject_code``: how ``S_r`` encodes attribute a: ``bits`` (0/1 ``b(code)``) or ``signs`` (±1 ``c(code)``),
+      with ``code = r * code_offset + a``; None when no block holds a per-relation code.
+    * ``gate_hook`` and ``gate_units[r]``: the hook site of the MLP's relation-gated units and the units
+      of relation r (hidden-unit indices); None / empty without an MLP selector.
+    * ``edits``: the facts changed by :func:`~georecall.constructions.single_hop.edit_fact`, in order.
+    """
+
+    readout: ReadoutKind
+    content_bits: dict[str, int]
+    fact_dependent: tuple[str, ...]
+    layout: Layout | None = None
+    subject_code: SubjectCode | None = None
+    code_offset: int = 0
+    gate_hook: str | None = None
+    gate_units: tuple[tuple[int, ...], ...] = ()
+    edits: tuple[tuple[int, int, int], ...] = ()
+    note: str = ""  # anything else a reader of the counts needs (e.g. where a tied readout is counted)
+
+    def __post_init__(self) -> None:
+        if self.readout not in ("fixed", "learned", "tied"):
+            raise ValueError(f"readout must be 'fixed', 'learned' or 'tied', got {self.readout!r}")
+        if set(self.content_bits) != {"P", "B_e"}:
+            raise ValueError(f"content_bits needs exactly the keys P and B_e, got {sorted(self.content_bits)}")
+        if self.subject_code not in (None, "bits", "signs"):
+            raise ValueError(f"subject_code must be 'bits', 'signs' or None, got {self.subject_code!r}")
+        if self.subject_code is not None and not self.subject_blocks:
+            raise ValueError("a subject_code needs a layout with blocks S_0 .. S_{K-1}")
+        if (self.gate_hook is None) != (not self.gate_units):
+            raise ValueError("gate_hook and gate_units go together (both set or both empty)")
+        # Store tuples whatever sequences were passed, so the record stays immutable and hashable in parts.
+        object.__setattr__(self, "fact_dependent", tuple(self.fact_dependent))
+        object.__setattr__(self, "gate_units", tuple(tuple(int(u) for u in units) for units in self.gate_units))
+        object.__setattr__(self, "edits", tuple(tuple(int(x) for x in e) for e in self.edits))
+
+    @property
+    def subject_blocks(self) -> tuple[slice, ...]:
+        """``S_0 .. S_{K-1}`` when the layout has them, else ()."""
+        if self.layout is None:
+            return ()
+        out, r = [], 0
+        while f"S_{r}" in self.layout.blocks:
+            out.append(self.layout[f"S_{r}"])
+            r += 1
+        return tuple(out)
+
+    @property
+    def blocks(self) -> dict[str, tuple[int, int]]:
+        """Every residual block as ``(start, stop)``."""
+        return {} if self.layout is None else {k: (v.start, v.stop) for k, v in self.layout.blocks.items()}
+
+
+def subject_anatomy(lay: Layout, code: SubjectCode, b_e: int, *, code_offset: int = 0, gate_hook: str | None = None,
+                    gate_units: tuple[tuple[int, ...], ...] = ()) -> Anatomy:
+    """The anatomy of a build whose facts sit only in the subject blocks ``S_r`` of ``W_E`` (fixed readout).
+
+    ``b_e`` is the content in bits per subject embedding (docs/theory.md §6.6), ``code`` how ``S_r`` holds
+    ``code_offset * r + f_r(s)``, ``gate_units[r]`` the MLP's hidden units at ``gate_hook`` gated by relation r.
+    """
+    return Anatomy(readout="fixed", content_bits={"P": 0, "B_e": b_e}, fact_dependent=("embed.W_E[:N]",),
+                   layout=lay, subject_code=code, code_offset=code_offset, gate_hook=gate_hook,
+                   gate_units=gate_units)
+
+
+
 @dataclass(frozen=True, eq=False)
 class Construction:
     """A hand-built model and what it claims.
 
     ``params`` are dense minimal counts of the unpadded build (heads with their own ``d_k``, ``d_v``),
-    ``formula`` the theory's closed forms for the same groups; tests assert they agree.
+    ``formula`` the theory's closed forms for the same groups; tests assert they agree. ``anatomy``
+    says where the build keeps its facts, codes and gates (:class:`Anatomy`).
     """
 
     name: str
@@ -109,7 +187,7 @@ class Construction:
     dims: dict[str, Any]  # d_model, mlp_widths, n_layers, heads [(d_k, d_v)] per layer, beta, n_ctx, ...
     params: dict[str, int]  # embedding / positional / attention / mlp / unembedding / total
     formula: dict[str, int]  # the same groups from the theory's formulas
-    notes: dict[str, Any] = field(default_factory=dict)
+    anatomy: Anatomy  # where the facts, codes and gates are (the ground truth for georecall.analysis)
 
 
 def make_counts(**groups: int) -> dict[str, int]:

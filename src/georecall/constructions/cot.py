@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from georecall.config import TaskConfig
-from georecall.constructions.base import Construction, Layout, make_counts, n_bits, signs
+from georecall.constructions.base import Construction, Layout, make_counts, n_bits, signs, subject_anatomy
 from georecall.constructions.gadgets import (
     Head,
     add_blocks,
@@ -28,7 +28,7 @@ from georecall.constructions.gadgets import (
     copy_blocks,
     pointer_head,
     positional_table,
-    selector_gate_slices,
+    selector_gate_units,
     selector_units,
     subject_tree,
 )
@@ -98,11 +98,10 @@ def build_cot(world: World, n_hops: int, *, fmt: str = "interleaved", beta: floa
         theorem=f"Theorem 4.4 (docs/theory.md {section})",
         dims={**dims, "beta": beta, "m": m},
         params=params, formula=cot_formula(n, k_rel, n_hops, fmt=fmt),
-        # docs/theory.md §6.6: the facts live only in the subject embeddings, K m bits per subject. The other keys
-        # follow constructions.single_hop (layout, how S_r encodes an attribute, the selector's gates).
-        notes={"content_bits": {"P": 0, "B_e": k_rel * m}, "readout": "fixed", "layout": lay,
-               "subject_code": "bits", "code_offset": 0, "gate_hook": "blocks.0.mlp.hook_post",
-               "gate_units": selector_gate_slices(k_rel, m)},
+        # docs/theory.md §6.6: the facts live only in the subject embeddings, K m bits per subject, as in
+        # constructions.single_hop (layout, how S_r encodes an attribute, the selector's gates).
+        anatomy=subject_anatomy(lay, "bits", k_rel * m, gate_hook="blocks.0.mlp.hook_post",
+                                gate_units=selector_gate_units(k_rel, m)),
     )
 
 

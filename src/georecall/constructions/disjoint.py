@@ -7,8 +7,9 @@ Relation r's attribute j is token ``N + K + r n_A + j``; ``f_r: [N] -> [n_A]`` n
 * F1 (:func:`build_disjoint_mlp`): the selector of §2.2 run verbatim on global attribute indices
   ``g = r n_A + j``, with a relation-agnostic readout.
 
-Both keep the facts in the subject embeddings only (blocks ``S_r``, recorded in ``c.notes["layout"]``),
-so :func:`georecall.constructions.single_hop.edit_fact` edits them too.
+Both keep the facts in the subject embeddings only (blocks ``S_r``, recorded in ``c.anatomy.layout``;
+``content_bits = {"P": 0, "B_e": K m'}`` with ``m' = m_A`` for F0 and ``ceil(log2(K n_A))`` for F1), so
+:func:`georecall.constructions.single_hop.edit_fact` edits them too.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 import torch
 
 from georecall.config import TaskConfig
-from georecall.constructions.base import Construction, make_counts, n_bits, signs
-from georecall.constructions.gadgets import assemble, coords, selector_gate_slices, subject_tree, uniform_head
+from georecall.constructions.base import Construction, make_counts, n_bits, signs, subject_anatomy
+from georecall.constructions.gadgets import assemble, coords, selector_gate_units, subject_tree, uniform_head
 from georecall.constructions.single_hop import N_CTX, selector_layout, selector_model
 from georecall.tasks import World
 
@@ -64,7 +65,7 @@ def build_disjoint(world: World, *, dtype: torch.dtype = torch.float32) -> Const
         name="disjoint", model=model, world=world, task=_disjoint_task(world),
         theorem="Appendix F setting, F0 (docs/theory.md §3)",
         dims={**dims, "m": m_a}, params=params, formula=_disjoint_formula(n, k_rel, n_attr),
-        notes={"layout": lay, "subject_code": "signs", "code_offset": 0})
+        anatomy=subject_anatomy(lay, "signs", k_rel * m_a))
 
 
 def _disjoint_formula(n: int, k_rel: int, n_attr: int) -> dict[str, int]:
@@ -96,8 +97,8 @@ def build_disjoint_mlp(world: World, *, dtype: torch.dtype = torch.float32) -> C
         name="disjoint-mlp", model=model, world=world, task=_disjoint_task(world),
         theorem="Appendix F setting, F1 (docs/theory.md §3)",
         dims={**dims, "m": m}, params=params, formula=_disjoint_mlp_formula(n, k_rel, n_attr),
-        notes={"layout": lay, "subject_code": "bits", "code_offset": n_attr,
-               "gate_hook": "blocks.0.mlp.hook_post", "gate_units": selector_gate_slices(k_rel, m)})
+        anatomy=subject_anatomy(lay, "bits", k_rel * m, code_offset=n_attr, gate_hook="blocks.0.mlp.hook_post",
+                                gate_units=selector_gate_units(k_rel, m)))
 
 
 def _disjoint_mlp_formula(n: int, k_rel: int, n_attr: int) -> dict[str, int]:

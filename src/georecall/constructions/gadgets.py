@@ -74,11 +74,6 @@ def span(lay: Layout, name: str) -> slice:
     return slice(parts[0].start, parts[-1].stop)
 
 
-def block_bounds(lay: Layout) -> dict[str, list[int]]:
-    """The residual layout as ``{block: [start, stop]}`` (for probes and intermediate checks)."""
-    return {name: [sl.start, sl.stop] for name, sl in lay.blocks.items()}
-
-
 def coords(lay: Layout, name: str) -> np.ndarray:
     """The residual coordinates of :func:`span` ``(lay, name)`` as an index array."""
     sl = span(lay, name)
@@ -194,9 +189,9 @@ def selector_units(lay: Layout, n_relations: int, m: int, *, read_bits: str = "S
     return dataclasses.replace(gates, b_out=b_out)
 
 
-def selector_gate_slices(n_relations: int, m: int) -> list[slice]:
-    """Hidden units of relation r's gates in :func:`gate_units`: ``r*m .. r*m + m - 1``."""
-    return [slice(r * m, (r + 1) * m) for r in range(n_relations)]
+def selector_gate_units(n_relations: int, m: int) -> tuple[tuple[int, ...], ...]:
+    """Hidden units of relation r's gates in :func:`gate_units`: ``(r*m, ..., r*m + m - 1)`` per relation."""
+    return tuple(tuple(range(r * m, (r + 1) * m)) for r in range(n_relations))
 
 
 def erase_units(lay: Layout, blocks: list[str]) -> Mlp:

@@ -23,11 +23,10 @@ import numpy as np
 import torch
 
 from georecall.config import TaskConfig
-from georecall.constructions.base import Construction, Layout, bits, make_counts, n_bits, signs
+from georecall.constructions.base import Anatomy, Construction, Layout, bits, make_counts, n_bits, signs
 from georecall.constructions.gadgets import (
     Mlp,
     assemble,
-    block_bounds,
     check_chain_args,
     concat_units,
     erase_units,
@@ -74,8 +73,8 @@ def build_kv_memory(world: World, n_hops: int, *, beta: float = 20.0,
         theorem="Theorem 4.3, key-value memory (docs/theory.md §4.1)",
         dims={**dims, "beta": beta, "m": m}, params=params, formula=kv_memory_formula(n, k_rel, n_hops),
         # docs/theory.md §6.6: the table (once; the k copies are tied) holds every fact, K N m bits.
-        notes={"content_bits": {"P": k_rel * n * m, "B_e": 0}, "readout": "fixed",
-               "fact_dependent": ["blocks.*.mlp.W_out"], "blocks": block_bounds(lay)},
+        anatomy=Anatomy(readout="fixed", content_bits={"P": k_rel * n * m, "B_e": 0},
+                        fact_dependent=("blocks.*.mlp.W_out",), layout=lay),
     )
 
 
@@ -123,8 +122,8 @@ def build_precompute(world: World, n_hops: int, *, beta: float = 20.0,
         theorem="Theorem 4.3, embedding pre-computation (docs/theory.md §4.2)",
         dims={**dims, "beta": beta, "m": m}, params=params, formula=precompute_formula(n, k_rel, n_hops),
         # docs/theory.md §6.6: all facts in the subject embeddings, the depth-k tree of K^k m bits.
-        notes={"content_bits": {"P": 0, "B_e": k_rel ** n_hops * m}, "readout": "fixed",
-               "fact_dependent": ["embed.W_E[:N]"], "blocks": block_bounds(lay)},
+        anatomy=Anatomy(readout="fixed", content_bits={"P": 0, "B_e": k_rel ** n_hops * m},
+                        fact_dependent=("embed.W_E[:N]",), layout=lay),
     )
 
 

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 
 from georecall.config import TaskConfig
-from georecall.constructions.base import Construction, Layout, bits, make_counts, n_bits, signs
+from georecall.constructions.base import Anatomy, Construction, Layout, bits, make_counts, n_bits, signs
 from georecall.constructions.gadgets import (
     Mlp,
     assemble,
-    block_bounds,
     check_chain_args,
     concat_units,
     coords,
@@ -70,8 +69,8 @@ def build_readout_only(world: World, *, dtype: torch.dtype = torch.float32) -> C
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=1),
         theorem="readout-only model, learned readout (docs/theory.md §6.5 (a))",
         dims={**dims, "beta": None, "m": m}, params=params, formula=readout_only_formula(n, k_rel),
-        notes={"content_bits": {"P": n * k_rel * m, "B_e": 0}, "readout": "learned",
-               "fact_dependent": ["unembed.W_U"], "blocks": block_bounds(lay)},
+        anatomy=Anatomy(readout="learned", content_bits={"P": n * k_rel * m, "B_e": 0},
+                        fact_dependent=("unembed.W_U",), layout=lay),
     )
 
 
@@ -122,12 +121,10 @@ def build_meet_in_middle(world: World, *, tied: bool = False, beta: float = 20.0
     model, params, dims = assemble(w_e=w_e, w_pos=positional_table(lay, 3), heads=[[head]], mlps=[mlp], w_u=w_u,
                                    n_ctx=3, dtype=dtype)
     content = {"P": 0, "B_e": 2 * k_rel * m} if tied else {"P": n * k_rel * m, "B_e": k_rel * m}
-    notes = {"content_bits": content,
-             "readout": "tied" if tied else "learned", "tied": tied, "blocks": block_bounds(lay),
-             "fact_dependent": ["embed.W_E[:N]"] if tied else ["embed.W_E[:N]", "unembed.W_U"]}
-    if tied:
-        notes["unembedding"] = ("0: the readout is W_E^T (tie_unembed=True), already counted in the "
-                                "embedding; the total is attention + MLP + dV + dT, not docs/theory.md §8's 2dV")
+    note = ("unembedding 0: the readout is W_E^T (tie_unembed=True), already counted in the embedding; "
+            "the total is attention + MLP + dV + dT, not docs/theory.md §8's 2dV") if tied else ""
+    anatomy = Anatomy(readout="tied" if tied else "learned", content_bits=content, layout=lay, note=note,
+                      fact_dependent=("embed.W_E[:N]",) if tied else ("embed.W_E[:N]", "unembed.W_U"))
     return Construction(
         name="meet-in-middle", model=model, world=world,
         task=TaskConfig(n_subjects=n, n_relations=k_rel, n_hops=2),
@@ -135,7 +132,7 @@ def build_meet_in_middle(world: World, *, tied: bool = False, beta: float = 20.0
                 + " (docs/theory.md §6.5 (b))",
         dims={**dims, "beta": beta, "m": m}, params=params,
         formula=meet_in_middle_formula(n, k_rel, tied=tied),
-        notes=notes,
+        anatomy=anatomy,
     )
 
 

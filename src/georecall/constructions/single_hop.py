@@ -11,16 +11,18 @@ Layouts (column convention of docs/theory.md; our weights are the TransformerLen
 * selector-mlp3:   ``S_0 .. S_{K-1}`` (m each), ``Z`` (l, ±1 relation code), ``A`` (m)
 * attention-only:  ``S_0 .. S_{K-1}`` (m each, ±1 codes), ``Z`` (K), ``sigma`` (1), ``A`` (m)
 
-``c.notes`` of every construction here (and of :mod:`georecall.constructions.disjoint`) holds the
-``layout``, how block ``S_r`` encodes an attribute (``subject_code``: ``"bits"`` or ``"signs"``, plus
-``code_offset`` per relation), and, where there is an MLP, the hook site and unit slices of the
-per-relation gates (``gate_hook``, ``gate_units[r]``), so probing, ablation and :func:`edit_fact` need
-no knowledge of the weights.
+``c.anatomy`` (:class:`~georecall.constructions.base.Anatomy`) of every construction here (and of
+:mod:`georecall.constructions.disjoint`) holds the ``layout``, how block ``S_r`` encodes an attribute
+(``subject_code``: ``"bits"`` or ``"signs"``, plus ``code_offset`` per relation), and, where there is an
+MLP, the hook site and hidden units of the per-relation gates (``gate_hook``, ``gate_units[r]``), so
+probing, ablation and :func:`edit_fact` need no knowledge of the weights. The facts sit only in the
+subject rows of ``W_E``: ``content_bits = {"P": 0, "B_e": K m}`` (docs/theory.md §6.6), readout fixed.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from typing import Any
 
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from georecall.config import TaskConfig
-from georecall.constructions.base import Construction, Layout, bits, make_counts, n_bits, signs
+from georecall.constructions.base import Construction, Layout, bits, make_counts, n_bits, signs, subject_anatomy
 from georecall.constructions.gadgets import (
     Mlp,
     add_blocks,
@@ -36,7 +38,7 @@ from georecall.constructions.gadgets import (
     coords,
     copy_blocks,
     gate_units,
-    selector_gate_slices,
+    selector_gate_units,
     selector_units,
     span,
     subject_tree,
@@ -135,8 +137,8 @@ def build_selector(world: World, *, dtype: torch.dtype = torch.float32) -> Const
         name="selector", model=model, world=world, task=_shared_task(world),
         theorem="Theorem 4.1 (docs/theory.md §2.2)",
         dims={**dims, "m": m}, params=params, formula=_selector_formula(n, k_rel),
-        notes={"layout": lay, "subject_code": "bits", "code_offset": 0,
-               "gate_hook": "blocks.0.mlp.hook_post", "gate_units": selector_gate_slices(k_rel, m)})
+        anatomy=subject_anatomy(lay, "bits", k_rel * m, gate_hook="blocks.0.mlp.hook_post",
+                                gate_units=selector_gate_units(k_rel, m)))
 
 
 def _selector_formula(n: int, k_rel: int) -> dict[str, int]:
@@ -185,8 +187,8 @@ def build_selector_mlp3(world: World, *, dtype: torch.dtype = torch.float32) -> 
         name="selector-mlp3", model=model, world=world, task=_shared_task(world),
         theorem="Theorem 4.1, 3-layer MLP variant (docs/theory.md §2.2)",
         dims={**dims, "m": m, "l": l_z}, params=params, formula=_selector_mlp3_formula(n, k_rel),
-        notes={"layout": lay, "subject_code": "bits", "code_offset": 0,
-               "gate_hook": "blocks.0.mlp.hook_post2", "gate_units": selector_gate_slices(k_rel, m)})
+        anatomy=subject_anatomy(lay, "bits", k_rel * m, gate_hook="blocks.0.mlp.hook_post2",
+                                gate_units=selector_gate_units(k_rel, m)))
 
 
 def _selector_mlp3_formula(n: int, k_rel: int) -> dict[str, int]:
@@ -238,7 +240,7 @@ def build_attention_only(world: World, *, beta: float | None = None,
         name="attention-only", model=model, world=world, task=_shared_task(world),
         theorem="Theorem 4.1, attention-only variant (docs/theory.md §2.3)",
         dims={**dims, "m": m, "beta": beta}, params=params, formula=_attention_only_formula(n, k_rel),
-        notes={"layout": lay, "subject_code": "signs", "code_offset": 0})
+        anatomy=subject_anatomy(lay, "signs", k_rel * m))
 
 
 def _attention_only_formula(n: int, k_rel: int) -> dict[str, int]:
@@ -259,10 +261,11 @@ def edit_fact(c: Construction, subject: int, relation: int, new_attribute: int) 
     The edit is ``Pi_{S_r} E[:, s] := code(new_attribute)`` (``b(a')`` for the selectors, ``c(a')`` for the
     ±1-coded builds); attention, MLP and readout are untouched, so exactly that fact changes. The returned
     world has the edited map (relation r is then no longer a bijection in general); ``c`` is not modified.
-    Works for every construction that records its ``subject_code`` in ``notes`` (this module and
-    :mod:`georecall.constructions.disjoint`).
+    Works for every construction whose ``anatomy`` records a ``subject_code`` (this module,
+    :mod:`georecall.constructions.disjoint` and the CoT models); the edit is appended to ``anatomy.edits``.
     """
-    if "subject_code" not in c.notes:
+    anatomy = c.anatomy
+    if anatomy.subject_code is None or anatomy.layout is None:
         raise ValueError(f"construction {c.name!r} does not record a per-relation subject code; cannot edit")
     world = c.world
     n, k_rel, n_attr = world.n_subjects, world.n_relations, world.vocab.attributes_per_relation
@@ -272,11 +275,10 @@ def edit_fact(c: Construction, subject: int, relation: int, new_attribute: int) 
         raise ValueError(f"relation {relation} out of range [0, {k_rel})")
     if not 0 <= new_attribute < n_attr:
         raise ValueError(f"new_attribute {new_attribute} out of range [0, {n_attr})")
-    lay: Layout = c.notes["layout"]
-    block = lay[f"S_{relation}"]
+    block = anatomy.layout[f"S_{relation}"]
     width = block.stop - block.start
-    code = relation * c.notes["code_offset"] + new_attribute
-    encode = bits if c.notes["subject_code"] == "bits" else signs
+    code = relation * anatomy.code_offset + new_attribute
+    encode = bits if anatomy.subject_code == "bits" else signs
     model = copy.deepcopy(c.model)
     with torch.no_grad():
         w_e = model.embed.W_E  # [E, V, d]
@@ -287,6 +289,5 @@ def edit_fact(c: Construction, subject: int, relation: int, new_attribute: int) 
     task = c.task
     if world.attributes == "disjoint":
         task = TaskConfig(**{**c.task.__dict__, "bijective": new_world.is_bijective()})
-    notes: dict[str, Any] = {**c.notes, "edits": [*c.notes.get("edits", []), (subject, relation, new_attribute)]}
-    return Construction(name=c.name, model=model, world=new_world, task=task, theorem=c.theorem, dims=c.dims,
-                        params=c.params, formula=c.formula, notes=notes)
+    edited = dataclasses.replace(anatomy, edits=(*anatomy.edits, (subject, relation, new_attribute)))
+    return dataclasses.replace(c, model=model, world=new_world, task=task, anatomy=edited)
