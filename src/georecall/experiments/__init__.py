@@ -12,6 +12,9 @@ EXPERIMENTS: dict[str, str] = {
     "frozen_control": "georecall.experiments.frozen_control",
     "multihop": "georecall.experiments.multihop",
     "capacity": "georecall.experiments.capacity",
+    "superposition": "georecall.experiments.superposition",
+    "intervention": "georecall.experiments.intervention",
+    "transfer": "georecall.experiments.transfer",
 }
 
 

@@ -11,7 +11,10 @@ An experiment module (``georecall/experiments/<id>.py``) holds its science and n
    checks that tie its fields together. :func:`apply_config_overrides` reaches any field by its dotted
    name (``recipe.lr=1e-2``), checked by name and type.
 3. ``runs(config) -> list[RunConfig]``: the one-model training runs (the sweep engine forms the
-   ensembles); empty for an analysis-only experiment.
+   ensembles); empty for an analysis-only experiment. An adaptive experiment also defines
+   ``next_runs(config, rows, out_dir) -> list[RunConfig]``: the runs to add given the rows so far (a
+   search, then models placed by its answer); the driver trains stage after stage until it returns no
+   new run, and every stage resumes after a kill like the first (:func:`next_size` searches a size).
 4. ``analyze(config, rows, out_dir) -> Result``: the store's rows of exactly these runs (flat dicts,
    :meth:`ResultStore.table`) become a frozen ``Result`` dataclass with ``schema_version`` — the
    ``payload`` of ``result.json``. :func:`outcome_table` groups rows into cells (one per condition and
@@ -319,6 +322,33 @@ def smallest_size(sizes: Sequence[Any], works: Sequence[bool], *,
     return SmallestSize(best, first, "bracketed" if below else "censored_low", failed_above, tuple(s))
 
 
+def next_size(tried: Mapping[int, bool], *, start: int, lo: int = 1, hi: int) -> int | None:
+    """The next integer size to try when searching for the smallest that works, with no prior on the answer.
+
+    ``tried`` maps each tried size to whether it works. From ``start`` the search doubles while every
+    tried size fails and halves while every tried size works (bracketing), then bisects between the
+    smallest working size and the largest failing size below it, to the integer. Returns None when
+    there is nothing left to try: bisected to adjacent integers, or the range [lo, hi] is exhausted
+    (then :func:`smallest_size` on the tried sizes says ``censored_low`` / ``censored_high``). Sizes that
+    fail above a working one are left for :func:`smallest_size` to report (``failed_above``).
+    """
+    if not lo <= start <= hi:
+        raise ValueError(f"need lo <= start <= hi, got {lo}, {start}, {hi}")
+    if not tried:
+        return start
+    works = [d for d, ok in tried.items() if ok]
+    fails = [d for d, ok in tried.items() if not ok]
+    if not works:
+        nxt = max(fails) * 2
+        return min(nxt, hi) if max(fails) < hi else None
+    best = min(works)
+    below = [d for d in fails if d < best]
+    if not below:
+        return None if best <= lo else max(lo, best // 2)
+    gap_lo = max(below)
+    return None if best - gap_lo <= 1 else (best + gap_lo) // 2
+
+
 # ---------------------------------------------------------------------------------------------------
 # Result files and the driver
 
@@ -385,6 +415,10 @@ class ExperimentRun:
     folder: Path  # <out>/<id>/<scale>
 
 
+#: An adaptive experiment may add runs in at most this many stages (a guard against a search that never ends).
+MAX_STAGES = 64
+
+
 def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[str], *, device: str | None = None,
                    progress: Callable[[int, int], None] | None = None, max_members: int = 64,
                    overrides: Sequence[str] = ()) -> ExperimentRun:
@@ -396,20 +430,43 @@ def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[st
     exp_id = module.ID
     t0 = time.perf_counter()
     cfg = apply_config_overrides(module.config(scale), overrides)
-    runs = module.runs(cfg)
-    report = run_sweep(runs, out_dir, experiment=f"{exp_id}-{scale}", device=device, progress=progress,
-                       max_members=max_members)
-    wanted = {r.config_hash() for r in runs}
+    runs = list(module.runs(cfg))
+    # An adaptive experiment (``next_runs(cfg, rows, out_dir)``) adds runs stage by stage from the rows so far
+    # (e.g. a threshold search, then models at multiples of it); every stage resumes like the first.
+    next_runs = getattr(module, "next_runs", None)
+    wanted: set[str] = set()
     rows: list[dict[str, Any]] = []
-    if wanted:
-        with ResultStore(Path(out_dir) / STORE_NAME) as store:
-            # By hash, not by sweep name: a run another experiment already trained is this one's too.
-            rows = [r for r in store.table(None, status=None) if r["hash"] in wanted]
+    totals = {"total": 0, "skipped": 0, "trained": 0, "failed": 0}
+    batch = runs
+    for _stage in range(MAX_STAGES):
+        offset = len(wanted)
+
+        def staged(done: int, n: int, _offset: int = offset) -> None:
+            if progress is not None:
+                progress(_offset + done, _offset + n)
+
+        report = run_sweep(batch, out_dir, experiment=f"{exp_id}-{scale}", device=device,
+                           progress=staged if progress else None, max_members=max_members)
+        for k in ("total", "skipped", "trained", "failed"):
+            totals[k] += getattr(report, k)
+        wanted |= {r.config_hash() for r in batch}
+        rows = []
+        if wanted:
+            with ResultStore(Path(out_dir) / STORE_NAME) as store:
+                # By hash, not by sweep name: a run another experiment already trained is this one's too.
+                rows = [r for r in store.table(None, status=None) if r["hash"] in wanted]
+        if next_runs is None:
+            break
+        batch = [r for r in next_runs(cfg, rows, Path(out_dir)) if r.config_hash() not in wanted]
+        if not batch:
+            break
+    else:
+        raise RuntimeError(f"{exp_id}: more than {MAX_STAGES} stages of adaptive runs; the search does not end")
     folder = result_dir(out_dir, exp_id, scale)
     folder.mkdir(parents=True, exist_ok=True)
     result = module.analyze(cfg, rows, Path(out_dir))
     wall = time.perf_counter() - t0
-    sweep = {k: v for k, v in dataclasses.asdict(report).items() if k != "out_dir"}  # no machine paths stored
+    sweep = dict(totals)  # summed over stages; no machine paths stored
     extra = {"sweep": sweep, "wall_time_s": wall}
     if dataclasses.is_dataclass(result) and {f.name for f in dataclasses.fields(result)} >= set(extra):
         result = dataclasses.replace(result, **extra)

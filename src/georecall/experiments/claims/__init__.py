@@ -80,6 +80,7 @@ def evaluate(claim: Claim, payloads: Payloads) -> ClaimResult:
 _CLAIM_MODULES: tuple[str, ...] = (
     "georecall.experiments.claims.constructions",
     "georecall.experiments.claims.capacity",
+    "georecall.experiments.claims.mechanism",
     "georecall.experiments.claims.pending",
 )
 

@@ -1,0 +1,6 @@
+"""Analyses of trained (or hand-built) models: probes, the additive fit, edits, ablations, patching, transfer.
+
+Pure functions over one model (``E = 1``; an ensemble member is ``model.member(e)``), its world and
+numpy arrays. Imports model, tasks and config only — never training or experiments (STYLE §3).
+The constructions are the ground truth: every analysis is exact on them (tests/fast/test_analysis_*.py).
+"""
