@@ -291,7 +291,7 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
     result.json is an envelope: provenance, the paper's own words, meta (version, git, torch, device,
     seeds, wall time), the hashes of the runs behind it, the claims it decides, and the payload.
     """
-    from georecall.experiments import get_experiment
+    from georecall.experiments import extras_hint, get_experiment
     from georecall.experiments.base import apply_config_overrides, run_experiment
     from georecall.training import resolve_device
 
@@ -304,6 +304,8 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
             raise ValueError(f"--max-members must be >= 1, got {max_members}")
         module = get_experiment(experiment)
         apply_config_overrides(module.config(scale), overrides)  # refuse a bad --set before any work
+        if extras_hint(experiment):
+            raise ValueError(extras_hint(experiment))
     except ValueError as err:
         raise BadInput(str(err)) from None
     callback, close = _sweep_progress(not quiet, f"{experiment} ({scale})")
@@ -391,8 +393,10 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
             bar.close()
     if as_json:
         click.echo(json.dumps({"report_html": str(rep.html), "report_md": str(rep.markdown),
-                               "verdicts": rep.verdicts, "timings_s": rep.timings}))
+                               "verdicts": rep.verdicts, "timings_s": rep.timings, "skipped": rep.skipped}))
         return
+    for exp_id, why in rep.skipped.items():
+        click.echo(f"skipped {exp_id}: {why}")
     for claim_id, verdict in rep.verdicts.items():
         click.echo(f"{claim_id:>4}  {verdict}")
     click.echo("time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in rep.timings.items()))

@@ -10,6 +10,7 @@ from georecall.experiments import EXPERIMENTS, get_experiment
 from georecall.experiments.base import (
     Recipe,
     apply_config_overrides,
+    next_size,
     outcome_table,
     smallest_size,
 )
@@ -121,3 +122,77 @@ def test_a_claim_whose_experiment_did_not_run_is_not_tested():
     with pytest.raises(ValueError, match="verdict"):
         Decision("maybe", {}, "r")
     assert VERDICTS == ("reproduced", "partly", "not reproduced", "not tested")
+
+
+def _search(threshold: int, start: int, hi: int = 4096) -> tuple[dict[int, bool], int]:
+    tried: dict[int, bool] = {}
+    for steps in range(1, 100):
+        nxt = next_size(tried, start=start, hi=hi)
+        if nxt is None:
+            return tried, steps
+        assert nxt not in tried  # the search never asks twice
+        tried[nxt] = nxt >= threshold
+    raise AssertionError("the search did not end")
+
+
+@settings(max_examples=60, deadline=None)
+@given(threshold=st.integers(1, 3000), start=st.integers(1, 512))
+def test_next_size_finds_any_monotone_threshold_from_any_start(threshold, start):
+    tried, steps = _search(threshold, start)
+    est = smallest_size(sorted(tried), [tried[d] for d in sorted(tried)])
+    assert est.size == threshold
+    assert est.status == ("censored_low" if threshold == 1 else "bracketed")
+    assert steps <= 2 * 12 + 3  # doubling/halving, then bisection: logarithmic in the range
+
+
+def test_next_size_reports_an_unbracketed_search_and_survives_non_monotone_outcomes():
+    tried, _ = _search(10_000, start=8, hi=100)
+    assert max(tried) == 100 and not any(tried.values())  # range exhausted: censored_high for smallest_size
+    # Works at 6, fails at 7, works from 9: the bisection ends; smallest_size reports the violation.
+    outcome = {d: d == 6 or d >= 9 for d in range(1, 64)}
+    tried = {}
+    while (nxt := next_size(tried, start=32, hi=64)) is not None:
+        tried[nxt] = outcome[nxt]
+    est = smallest_size(sorted(tried), [tried[d] for d in sorted(tried)])
+    assert est.first_success <= est.size
+    with pytest.raises(ValueError, match="lo <= start <= hi"):
+        next_size({}, start=0, hi=4)
+
+
+def test_an_adaptive_experiment_trains_stage_by_stage_and_resumes(tmp_path):
+    import types
+    from dataclasses import dataclass
+
+    from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+    from georecall.experiments.base import run_experiment
+
+    def run(d: int) -> RunConfig:
+        return RunConfig(task=TaskConfig(n_subjects=4, n_relations=1), model=ModelConfig(d_model=d, d_mlp=4),
+                         train=TrainConfig(steps=2, warmup_steps=0), seeds=(0,))
+
+    @dataclass(frozen=True)
+    class Cfg:
+        scale: str
+
+    @dataclass(frozen=True)
+    class Res:
+        seen: list
+        sweep: dict
+        wall_time_s: float = 0.0
+
+    stages = []
+
+    def next_runs(cfg, rows, out):
+        stages.append(sorted(int(r["config.model.d_model"]) for r in rows))
+        ds = {int(r["config.model.d_model"]) for r in rows}
+        return [run(max(ds) * 2)] if max(ds) < 8 else []
+
+    mod = types.ModuleType("fake_adaptive")
+    mod.ID, mod.config, mod.runs, mod.next_runs = "fake", lambda s: Cfg(s), lambda c: [run(2)], next_runs
+    mod.analyze = lambda cfg, rows, out: Res(sorted(int(r["config.model.d_model"]) for r in rows), {})
+    mod.plot = lambda folder: []
+    first = run_experiment(mod, "smoke", tmp_path)
+    assert first.result.seen == [2, 4, 8] and stages == [[2], [2, 4], [2, 4, 8]]
+    assert first.result.sweep == {"total": 3, "skipped": 0, "trained": 3, "failed": 0}
+    again = run_experiment(mod, "smoke", tmp_path)
+    assert again.result.seen == [2, 4, 8] and again.result.sweep["trained"] == 0

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from georecall.experiments import EXPERIMENTS, get_experiment
+from georecall.experiments import EXPERIMENTS, extras_hint, get_experiment
 from georecall.experiments.base import SCALES, run_experiment
 
 
@@ -27,6 +27,7 @@ class Reproduction:
     html: Path  # report.html
     timings: dict[str, float]  # experiment id -> wall seconds in this call (resumed work is cheap)
     verdicts: dict[str, str]  # claim id -> verdict, as the report decided it
+    skipped: dict[str, str]  # experiment id -> why it did not run (a missing optional extra, and how to add it)
 
 
 def select(only: Sequence[str] | None) -> list[str]:
@@ -54,15 +55,19 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
     """Run (or resume) the selected experiments at ``scale`` into ``out_dir`` and write the report.
 
     ``progress(done, total, label)`` is called as runs finish, over all experiments together (runs
-    shared by two experiments, or finished before, count as done once their turn comes).
+    shared by two experiments, or finished before, count as done once their turn comes). An
+    experiment whose optional extra is not installed is skipped (``Reproduction.skipped`` says how to
+    add it); its claims are reported ``not tested`` with the same line.
     """
     from georecall.report import build_report
 
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    ids = select(only)
+    selected = select(only)
+    skipped = {e: extras_hint(e) for e in selected if extras_hint(e)}
+    ids = [e for e in selected if e not in skipped]
     hashes = run_hashes(ids, scale)  # before anything trains: a bad config fails at once
-    total = len(set().union(*hashes.values()))  # shared runs counted once
+    total = len(set().union(*hashes.values())) if hashes else 0  # shared runs counted once
     seen: set[str] = set()
     timings: dict[str, float] = {}
     for exp_id in ids:
@@ -84,6 +89,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
             progress(len(seen), total, exp_id)
     # The report shows each envelope's own wall times (the invocation that wrote it, and all of them), not
     # this call's: resuming a finished reproduction takes seconds and must not read as its cost.
-    paths = build_report(out_dir, scale, only=ids, dest=None if dest is None else Path(dest))
-    return Reproduction(markdown=paths.markdown, html=paths.html, timings=timings, verdicts=dict(paths.verdicts))
+    paths = build_report(out_dir, scale, only=selected, dest=None if dest is None else Path(dest))
+    return Reproduction(markdown=paths.markdown, html=paths.html, timings=timings, verdicts=dict(paths.verdicts),
+                        skipped=skipped)
 

@@ -181,7 +181,8 @@ def _read_runs(out_dir: Path, scale: str, only: Sequence[str] | None) -> tuple[d
         folder = result_folder(out_dir, exp, scale)
         path = folder / RESULT_FILE
         if not path.is_file():
-            not_run[exp] = f"no {exp}/{scale}/{RESULT_FILE} in the output folder"
+            hint = _experiments.extras_hint(exp)
+            not_run[exp] = hint or f"no {exp}/{scale}/{RESULT_FILE} in the output folder"
             continue
         env = read_envelope(folder)  # ValueError naming the file when corrupt
         if env["experiment"] != exp or env["scale"] != scale:
@@ -239,6 +240,9 @@ def _claim_view(res: ClaimResult, out_dir: Path, scale: str, dest: Path, run: Ma
         elif res.missing:
             what = (f"running experiment {', '.join(res.missing)} at scale {scale}: once its {RESULT_FILE} is in "
                     "the output folder, the next report decides the claim.")
+            hints = [h for h in (_experiments.extras_hint(e) for e in res.missing) if h]
+            if hints:
+                what = "; ".join(hints) + ". Then " + what
             if claim.tested_by:
                 what += f" {claim.tested_by}"
         else:
