@@ -200,15 +200,18 @@ class RunConfig:
                        for h in self.init_from),
                    f"init_from must hold full config hashes (64 hex digits), got {list(self.init_from)}")
             _check(bool(self.init_params), "init_from needs init_params: which parameters to copy (e.g. 'blocks.*')")
+            members = list(zip(self.seeds, self.member_lrs(), self.init_from, strict=True))
+            _check(len(set(members)) == len(members), f"(seed, lr, init_from) members must be distinct, got {members}")
         _check(all(s >= 0 for s in self.seeds), f"seeds must be >= 0, got {list(self.seeds)}")
-        if self.lrs is None:
+        if self.lrs is None and self.init_from is None:
             _check(len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {list(self.seeds)}")
-        else:
+        if self.lrs is not None:
             _check(len(self.lrs) == len(self.seeds),
                    f"lrs must give one learning rate per seed ({len(self.seeds)}), got {len(self.lrs)}")
             _check(all(lr > 0 for lr in self.lrs), f"lrs must be > 0, got {list(self.lrs)}")
-            pairs = list(zip(self.seeds, self.lrs, strict=True))
-            _check(len(set(pairs)) == len(pairs), f"(seed, lr) pairs must be distinct, got {pairs}")
+            if self.init_from is None:
+                pairs = list(zip(self.seeds, self.lrs, strict=True))
+                _check(len(set(pairs)) == len(pairs), f"(seed, lr) pairs must be distinct, got {pairs}")
 
     def member_lrs(self) -> tuple[float, ...]:
         """The peak learning rate of each member."""

@@ -113,3 +113,13 @@ def test_init_from_through_a_sweep_copies_the_source_and_resumes(tmp_path):
             assert torch.equal(s_state[name], d_state[name]) == copied, name
     again = run_sweep([*sources, *deps], tmp_path, experiment="t")
     assert (again.skipped, again.trained) == (4, 0)
+
+
+def test_one_ensemble_may_hold_a_seed_twice_from_two_sources():
+    """Two source models of one shape (e.g. two conditions at one d) give dependents of one shape and seed."""
+    a, b = _run(0), _run(0, weight_decay=0.1)
+    groups = group_runs([_swap(a, 0), _swap(b, 0)], max_members=8)
+    assert len(groups) == 1 and groups[0].seeds == (0, 0)
+    assert [r.config_hash() for r in single_runs(groups[0])] == [_swap(a, 0).config_hash(), _swap(b, 0).config_hash()]
+    with pytest.raises(ValueError, match="must be distinct"):
+        dataclasses.replace(groups[0], init_from=(a.config_hash(), a.config_hash()))
