@@ -207,34 +207,32 @@ def _rows_by_hash(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, A
     return {r["hash"]: r for r in rows}
 
 
-def tried_sizes(cfg: MechanismConfig, architecture: str, rows: Sequence[Mapping[str, Any]]) -> dict[int, bool]:
-    """The searched d of an architecture whose seeds all have a row, and whether each works (majority rule)."""
-    by_hash = _rows_by_hash(rows)
-    out: dict[int, bool] = {}
-    for d in range(1, cfg.search_max + 1):
-        hashes = [search_run(cfg, architecture, d, s).config_hash() for s in cfg.seeds]
-        if not all(h in by_hash for h in hashes):
-            continue
-        cell = outcome_table([by_hash[h] for h in hashes], lambda r: (0,))[(0,)]
-        out[d] = cell.works(cfg.success_accuracy, len(cfg.seeds))
-    return out
+def _works(cfg: MechanismConfig, architecture: str, d: int, by_hash: Mapping[str, Mapping[str, Any]]) -> bool | None:
+    """Whether width d works (a strict majority of the seeds succeed); None until every seed has a row."""
+    hashes = [search_run(cfg, architecture, d, s).config_hash() for s in cfg.seeds]
+    if not all(h in by_hash for h in hashes):
+        return None
+    cell = outcome_table([by_hash[h] for h in hashes], lambda r: (0,))[(0,)]
+    return cell.works(cfg.success_accuracy, len(cfg.seeds))
 
 
-def _tried_fast(cfg: MechanismConfig, architecture: str, rows: Sequence[Mapping[str, Any]]) -> dict[int, bool]:
-    """:func:`tried_sizes` without hashing every d: the d come from the rows of this architecture's searches."""
-    layernorm, readout = ARCHITECTURES[architecture]
-    ds = sorted({int(r["config.model.d_model"]) for r in rows
-                 if bool(r["config.model.layernorm"]) == layernorm
-                 and bool(r["config.model.frozen_unembedding"]) == (readout == "frozen")
-                 and bool(r["config.model.tie_unembed"]) == (readout == "tied")})
+def search_path(cfg: MechanismConfig, architecture: str,
+                rows: Sequence[Mapping[str, Any]]) -> tuple[dict[int, bool], int | None]:
+    """Replay the search on the rows: the tried d with their outcomes, and the next d to train (None: done).
+
+    Only the widths the search itself asked for count, in its own order, so a model trained for another
+    reason (e.g. the stop-at-target condition's models, which are search runs by config) never moves d*.
+    """
     by_hash = _rows_by_hash(rows)
-    out: dict[int, bool] = {}
-    for d in ds:
-        hashes = [search_run(cfg, architecture, d, s).config_hash() for s in cfg.seeds]
-        if all(h in by_hash for h in hashes):
-            cell = outcome_table([by_hash[h] for h in hashes], lambda r: (0,))[(0,)]
-            out[d] = cell.works(cfg.success_accuracy, len(cfg.seeds))
-    return out
+    tried: dict[int, bool] = {}
+    while True:
+        nxt = next_size(tried, start=cfg.search_start, hi=cfg.search_max)
+        if nxt is None:
+            return tried, None
+        ok = _works(cfg, architecture, nxt, by_hash)
+        if ok is None:
+            return tried, nxt
+        tried[nxt] = ok
 
 
 def search_runs(cfg: MechanismConfig) -> list[RunConfig]:
@@ -260,9 +258,8 @@ class Threshold:
 
 
 def threshold_of(cfg: MechanismConfig, architecture: str, rows: Sequence[Mapping[str, Any]]) -> Threshold:
-    tried = _tried_fast(cfg, architecture, rows)
-    nxt = next_size(tried, start=cfg.search_start, hi=cfg.search_max)
-    if nxt is not None and nxt not in tried:
+    tried, nxt = search_path(cfg, architecture, rows)
+    if nxt is not None:
         return Threshold(architecture, None, "searching", None, (), tried)
     est = smallest_size(sorted(tried), [tried[d] for d in sorted(tried)])
     return Threshold(architecture, est.size, est.status, est.first_success, tuple(est.failed_above), tried)
@@ -306,9 +303,9 @@ def next_runs(cfg: MechanismConfig, rows: Sequence[Mapping[str, Any]], out_dir: 
     """The next stage: the searches' next d while any search goes on, then the models (and transfer runs)."""
     found = thresholds(cfg, rows)
     pending = []
-    for a, th in found.items():
-        if th.status == "searching":
-            d = next_size(th.tried, start=cfg.search_start, hi=cfg.search_max)
+    for a in found:
+        _, d = search_path(cfg, a, rows)
+        if d is not None:
             pending += [search_run(cfg, a, d, s) for s in cfg.seeds]
     if pending:
         return pending
