@@ -122,7 +122,7 @@ def config(scale: str) -> MechanismConfig:
     if scale == "smoke":
         return MechanismConfig(scale="smoke", n_subjects=16, n_relations=2, seeds=(0, 1), multiples=(2.0,),
                                side_multiples=(2.0,), conditions=("primary", "frozen_readout"),
-                               recipe=Recipe(steps=150, lr=3e-2, warmup_steps=10, eval_every=25,
+                               recipe=Recipe(steps=300, lr=3e-2, warmup_steps=10, eval_every=50,
                                              target_accuracy=0.99),
                                search_start=4, n_edits=16, n_random_draws=2, probe_folds=4)
     if scale == "quick":

@@ -90,8 +90,8 @@ def measure(model: Any, world: Any, *, seed: int, n_folds: int, codes: bool = Fa
         dim = max(1, math.ceil(math.log2(world.n_subjects)))
         n_attr = world.vocab.attributes_per_relation
         control = control_labels(world.maps, n_attr, seed)["random_bijection"]
-        true = codes_r2(e, world.maps, code_dim=dim, n_folds=n_folds, seed=seed, n_iter=20)
-        ctrl = codes_r2(e, control, code_dim=dim, n_folds=n_folds, seed=seed, n_iter=20)
+        true = codes_r2(e, world.maps, code_dim=dim, n_folds=n_folds, seed=seed, n_iter=20, n_restarts=1)
+        ctrl = codes_r2(e, control, code_dim=dim, n_folds=n_folds, seed=seed, n_iter=20, n_restarts=1)
         out["codes"] = {"code_dim": dim, "r2": true.r2, "r2_control": ctrl.r2, "n_unfitted": true.n_unfitted}
     return out
 
@@ -100,10 +100,10 @@ def projection(model: Any, world: Any, *, seed: int) -> dict[str, Any]:
     """2-D views of the subject embeddings, one per relation, coloured by that relation's attribute.
 
     Panel r projects the centred ``e_s`` onto the top two principal directions of relation r's fitted
-    component ``M_r a(f_r(s))`` (unembedding vectors); a subject's colour is its attribute's score on the
-    first principal direction of that relation's attribute vectors. If the embeddings superpose the
-    attributes, the colours vary smoothly across a panel; the control panel colours relation 0's view by
-    an unrelated random bijection's attribute.
+    component ``c_s = M_r a(f_r(s))`` (unembedding vectors); a subject's colour is where its *attribute*
+    puts it, ``c_s`` on the first of those directions. If e_s superposes the attributes, colour follows the
+    horizontal position (a left-to-right gradient); the control panel colours relation 0's view by the
+    same map applied to an unrelated random bijection's attributes, which must show no gradient.
     """
     from georecall.analysis.additive import fit_additive
     from georecall.analysis.probes import control_labels
@@ -114,23 +114,21 @@ def projection(model: Any, world: Any, *, seed: int) -> dict[str, Any]:
     fit = fit_additive(e, world.maps, attr, seed=seed)
     centred = e - e.mean(0)
 
-    def top(x: np.ndarray, k: int) -> np.ndarray:
-        _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
-        return vt[:k]
+    def view(r: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        comp = fit.component(r, attr[r, world.maps[r]])  # [N, d]
+        _, _, vt = np.linalg.svd(comp - comp.mean(0), full_matrices=False)
+        basis = vt[:2]  # [2, d]
+        colour_comp = fit.component(r, attr[r, labels])
+        return centred @ basis.T, (colour_comp - colour_comp.mean(0)) @ basis[0]
 
     panels = []
     for r in range(world.n_relations):
-        comp = fit.component(r, attr[r, world.maps[r]])  # [N, d]
-        basis = top(comp, 2)  # [2, d]
-        xy = centred @ basis.T
-        colour_axis = top(attr[r], 1)[0]
-        colour = (attr[r] - attr[r].mean(0)) @ colour_axis  # [A]
+        xy, colour = view(r, world.maps[r])
         panels.append({"relation": r, "x": xy[:, 0].round(5).tolist(), "y": xy[:, 1].round(5).tolist(),
-                       "colour": colour[world.maps[r]].round(5).tolist()})
+                       "colour": colour.round(5).tolist()})
     ctrl = control_labels(world.maps, world.vocab.attributes_per_relation, seed)["random_bijection"][0]
-    control = {**panels[0], "relation": 0, "colour": (
-        (attr[0] - attr[0].mean(0)) @ top(attr[0], 1)[0])[ctrl].round(5).tolist()}
-    return {"panels": panels, "control": control}
+    _, colour = view(0, ctrl)
+    return {"panels": panels, "control": {**panels[0], "relation": 0, "colour": colour.round(5).tolist()}}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -271,11 +271,11 @@ def _panels(payload: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], st
     for p in proj.get("panels") or []:
         if isinstance(p, Mapping) and p.get("x"):
             r = p.get("relation")
-            out.append((f"relation {r}", p, f"attribute score of relation {r} (1st PC of its attribute vectors)"))
+            out.append((f"relation {r}", p, f"where f_{r}(s) puts s: its fitted component M_{r} a(f_{r}(s)) on PC 1"))
     ctrl = proj.get("control")
     if isinstance(ctrl, Mapping) and ctrl.get("x"):
         out.append(("control: random bijection", ctrl,
-                    f"score of an unrelated random bijection's attribute (view of relation {ctrl.get('relation')})"))
+                    f"the same for an unrelated bijection's attribute (view of relation {ctrl.get('relation')})"))
     return out
 
 
@@ -318,7 +318,8 @@ def plot_projection(payload: Mapping[str, Any], folder: Path) -> list[Path]:
         fig.suptitle(textwrap.fill(
             f"Superposition ({payload.get('scale', 'n/a')}): centred subject embeddings e_s projected on each "
             f"relation's fitted component, coloured by that relation's attribute; {_primary_d(payload)}; "
-            f"{world_text(payload)}. Smooth colours: the attribute is superposed in e_s; the control colours "
+            f"{world_text(payload)}. A left-to-right colour gradient: e_s moves with its attribute; the control "
+            f"colours "
             f"relation {panels[-1][1].get('relation') if panels else 0}'s view by an unrelated bijection.", 150))
         png = save(fig, folder / f"{PROJECTION_FIGURE}.png")
     return [png, csv_path]

@@ -51,6 +51,10 @@ C10_ACCURACY_MARGIN = 0.1
 C10_STEP_FACTOR = 1.5
 
 
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
 def _num(numbers: Mapping[str, Any], name: str, stat: str) -> float | None:
     entry = numbers.get(name)
     return None if entry is None else entry.get(stat)
@@ -104,8 +108,11 @@ def decide_c8(payloads: Payloads) -> Decision:
     nums = {"primary": main, "leak_free": leak_free, "chance": chance, "map": cmap,
             "criterion": {"min_probe": C8_MIN_PROBE, "min_r2": C8_MIN_R2, "margin": C8_MARGIN}}
     if not main["direction"]:
-        return Decision("not reproduced", nums, "at the primary cell the probes or the additive fit do not beat "
-                                                "their controls in every seed")
+        return Decision("not reproduced", nums, (
+            f"at the primary cell the probes ({_f(main['probe_accuracy_min'])} in the worst seed, control "
+            f"{_f(main['probe_control_max'])}, chance {_f(chance)}) or the additive fit "
+            f"(R² {_f(main['additive_r2_min'])}, control {_f(main['additive_r2_control_max'])}) do not beat "
+            f"their controls by {C8_MARGIN} in every seed"))
     scope_ok = leak_free is not None and leak_free["direction"]
     if main["size"] and scope_ok:
         return Decision("reproduced", nums, f"held-out probes decode {main['probe_accuracy']:.0%} of attributes "
@@ -165,11 +172,18 @@ def decide_c9(payloads: Payloads) -> Decision:
     if not (t["gating_direction"] or t["edit_direction"]):
         return Decision("not reproduced", nums, "neither relation-specific ablation nor embedding edits beat their "
                                                 "random controls at the primary cell")
-    held = [n for n, ok in (("gating", t["gating_size"] and t["gating_direction"]),
-                            ("edits", t["edit_size"] and t["edit_direction"])) if ok]
-    short = [n for n in ("gating", "edits") if n not in held]
-    return Decision("partly", nums, f"beyond their controls, but {' and '.join(short)} fall short of the size "
-                                    f"(held in full: {', '.join(held) or 'none'})")
+    gating = (f"ablation puts {_f(t['diagonal_fraction'])} of the drops on the diagonal (random units "
+              f"{_f(t['random_diagonal_fraction_max'])}, bar {C9_MIN_DIAGONAL_FRACTION}; mean diagonal drop "
+              f"{_f(t['diagonal_drop'])} vs {_f(t['random_diagonal_drop'])})")
+    edits = (f"edits succeed {_f(t['edit_success'])} (same-norm random {_f(t['control_edit_success'])}, collateral "
+             f"{_f(t['edit_collateral'])}, bar {C9_MIN_EDIT_SUCCESS})")
+    parts = []
+    for name, text, d_ok, s_ok in (("gating", gating, t["gating_direction"], t["gating_size"]),
+                                   ("edits", edits, t["edit_direction"], t["edit_size"])):
+        state = "in full" if d_ok and s_ok else "beyond its control but short of the size" if d_ok else \
+            "not beyond its control"
+        parts.append(f"{name} {state}: {text}")
+    return Decision("partly", nums, "; ".join(parts))
 
 
 # ---------------------------------------------------------------------------------------------------
