@@ -81,7 +81,7 @@ _CLAIM_MODULES: tuple[str, ...] = (
     "georecall.experiments.claims.constructions",
     "georecall.experiments.claims.capacity",
     "georecall.experiments.claims.mechanism",
-    "georecall.experiments.claims.pending",
+    "georecall.experiments.claims.real_lm",
 )
 
 
