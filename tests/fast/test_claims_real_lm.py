@@ -17,7 +17,7 @@ def _payload(probe, control, r2, r2c):
 def test_c13_gives_each_verdict():
     ctrl = [0.01, 0.02, 0.01]
     flat = {"capital": [0.01, 0.02, 0.0], "continent": [0.15, 0.2, 0.18]}
-    mid = {"capital": [0.01, 0.6, 0.3], "continent": [0.2, 0.9, 0.5]}  # both readable at layer 1 only
+    mid = {"capital": [0.01, 0.6, 0.3], "continent": [0.2, 0.9, 0.45]}  # both readable at layer 1 only
     one = {"capital": [0.01, 0.6, 0.3], "continent": [0.15, 0.2, 0.18]}
     good_r2, bad_r2, r2c = [0.0, 0.4, 0.1], [0.0, 0.05, 0.02], [0.0, 0.0, 0.0]
     d = cr.decide_c13({"real_lm": _payload(mid, ctrl, good_r2, r2c)})
