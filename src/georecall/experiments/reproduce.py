@@ -70,23 +70,31 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
     total = len(set().union(*hashes.values())) if hashes else 0  # shared runs counted once
     seen: set[str] = set()
     timings: dict[str, float] = {}
+    # Adaptive experiments add runs stage by stage, so the bar's total grows as they do (``grown``).
+    state = {"counted": 0, "grown": 0}
     for exp_id in ids:
         module = get_experiment(exp_id)
         mine = hashes[exp_id]
-        before = len(seen)
         new = len(mine - seen)
+        overlap = len(mine) - new  # first-stage runs another experiment already counted
+        mine_state = {"new": new}
 
-        def step(done: int, n: int, *, _before: int = before, _new: int = new, _label: str = exp_id) -> None:
+        def step(done: int, n: int, *, _new: int = new, _overlap: int = overlap, _label: str = exp_id,
+                 _mine: dict = mine_state) -> None:
+            _mine["new"] = max(_new, n - _overlap)  # this experiment's runs not counted before (grows by stage)
             if progress is not None:  # a sweep reports (done, n) over its own runs, shared ones included
-                progress(_before + min(_new, max(0, done - (n - _new))), total, _label)
+                progress(state["counted"] + min(_mine["new"], max(0, done - _overlap)),
+                         total + state["grown"] + _mine["new"] - _new, _label)
 
         t0 = time.perf_counter()
         run_experiment(module, scale, out_dir, device=device, progress=step if progress else None,
                        max_members=max_members)
         timings[exp_id] = time.perf_counter() - t0
         seen |= mine
+        state["counted"] += mine_state["new"]
+        state["grown"] += mine_state["new"] - new
         if progress is not None:
-            progress(len(seen), total, exp_id)
+            progress(state["counted"], total + state["grown"], exp_id)
     # The report shows each envelope's own wall times (the invocation that wrote it, and all of them), not
     # this call's: resuming a finished reproduction takes seconds and must not read as its cost.
     paths = build_report(out_dir, scale, only=selected, dest=None if dest is None else Path(dest))
