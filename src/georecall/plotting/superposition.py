@@ -39,6 +39,7 @@ R2_SERIES = (("additive_r2", "-", "true attributes"),
 CONDITION_STYLES: dict[str, tuple[str, str]] = {
     "primary": ("tab:blue", "o"), "no_layernorm": ("tab:green", "^"), "frozen_readout": ("tab:orange", "s"),
     "tied_readout": ("tab:purple", "D"), "weight_decay": ("tab:red", "v"), "stop_at_target": ("tab:brown", "P"),
+    "strong_weight_decay": ("darkred", "X"),
 }
 MULTIPLE_LABEL = "d / d* (width as a multiple of the measured threshold d*)"
 
