@@ -259,6 +259,15 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
 _EXPERIMENT_IDS = list(EXPERIMENTS)
 
 
+def _lm_errors() -> tuple[type[BaseException], ...]:
+    """The error a language model that cannot be loaded raises (none when the lm module is absent)."""
+    try:
+        from georecall.lm.load import LMLoadError
+    except ImportError:
+        return ()
+    return (LMLoadError,)
+
+
 def _default_out() -> str:
     return os.environ.get("GEORECALL_OUT", "runs")
 
@@ -281,11 +290,15 @@ def _out_dir(out: str | None) -> str:
 @click.option("--set", "overrides", multiple=True, metavar="PATH.FIELD=VALUE",
               help="Override any field of the experiment's config, checked by name and type "
               "(--set recipe.lr=1e-2, --set seeds=[0,1]); repeatable.")
+@click.option("--model", "model_name", metavar="NAME_OR_PATH", default=None,
+              help="The language model of an experiment that has one (real_lm): a Hugging Face name (gpt2), a "
+              "folder, a GGUF file, smollm2-packaged or tiny; the same as --set model=NAME_OR_PATH.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result envelope as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, max_members: int,
-            overrides: tuple[str, ...], as_json: bool, quiet: bool, threads: int | None) -> None:
+            overrides: tuple[str, ...], model_name: str | None, as_json: bool, quiet: bool,
+            threads: int | None) -> None:
     """Run an experiment at a scale: train what is missing, analyse, save result.json, CSVs and figures.
 
     result.json is an envelope: provenance, the paper's own words, meta (version, git, torch, device,
@@ -303,6 +316,11 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
         if max_members < 1:
             raise ValueError(f"--max-members must be >= 1, got {max_members}")
         module = get_experiment(experiment)
+        if model_name is not None:
+            if "model" not in {f.name for f in dataclasses.fields(module.config(scale))}:
+                raise ValueError(f"--model applies only to an experiment whose config has a model field (real_lm); "
+                                 f"{experiment} has none")
+            overrides = (*overrides, f"model={model_name}")
         apply_config_overrides(module.config(scale), overrides)  # refuse a bad --set before any work
         if extras_hint(experiment):
             raise ValueError(extras_hint(experiment))
@@ -312,6 +330,8 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
     try:
         done = run_experiment(module, scale, out_dir, device=device, progress=callback, max_members=max_members,
                               overrides=overrides)
+    except _lm_errors() as err:  # a model that cannot be loaded: one line, no traceback
+        raise BadInput(str(err)) from None
     finally:
         close()
     folder, figures = done.folder, done.figures
@@ -386,7 +406,7 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
     try:
         rep = reproduce(scale, out_dir, only=ids, device=device, max_members=max_members,
                         progress=progress if bar is not None else None)
-    except ValueError as err:
+    except (ValueError, *_lm_errors()) as err:  # LMLoadError: a model that cannot be loaded
         raise BadInput(str(err)) from None
     finally:
         if bar is not None:

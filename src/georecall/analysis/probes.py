@@ -18,7 +18,7 @@ scikit-learn is an optional extra (``pip install georecall[probes]``); it is imp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,7 +128,9 @@ class ProbeResult:
     """Held-out nearest-neighbour accuracy of the per-relation probes.
 
     ``accuracy[r]``: fraction of subjects whose held-out prediction is nearest to ``targets[r, label]``;
-    ``chance`` = 1/A; ``alphas[r][f]``: the penalty chosen in outer fold f of relation r.
+    ``chance`` = 1/A; ``alphas[r][f]``: the penalty chosen in outer fold f of relation r; ``correct[r][s]``:
+    whether subject s, held out, was decoded right under relation r (so accuracy over any group of subjects,
+    e.g. one-token against multi-token names, is a mean of these).
     """
 
     accuracy: list[float]
@@ -137,6 +139,7 @@ class ProbeResult:
     alphas: list[list[float]]
     n_folds: int
     n_subjects: int
+    correct: list[list[bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -178,20 +181,24 @@ def probe_attributes(embeddings: np.ndarray, labels: np.ndarray, targets: np.nda
     if n - -(-n // n_folds) < 2:
         raise ValueError(f"{n} subjects in {n_folds} folds leave fewer than 2 training subjects per fold")
     outer = model_selection.KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    accuracy, chosen = [], []
+    accuracy, chosen, correct = [], [], []
     for r in range(lab.shape[0]):
         y = tgt[r, lab[r]]  # [N, d_t]
         right, fold_alphas = 0, []
+        hits = np.zeros(n, dtype=bool)
         for train, test in outer.split(x):
             scaler = preprocessing.StandardScaler().fit(x[train])
             ridge = linear_model.RidgeCV(alphas=grid, fit_intercept=True).fit(scaler.transform(x[train]), y[train])
             pred = np.asarray(ridge.predict(scaler.transform(x[test]))).reshape(len(test), -1)
-            right += int((_nearest(pred, tgt[r]) == lab[r, test]).sum())
+            hit = _nearest(pred, tgt[r]) == lab[r, test]
+            hits[test] = hit
+            right += int(hit.sum())
             fold_alphas.append(float(ridge.alpha_))
         accuracy.append(right / n)
         chosen.append(fold_alphas)
+        correct.append(hits.tolist())
     return ProbeResult(accuracy=accuracy, mean_accuracy=float(np.mean(accuracy)), chance=1.0 / n_attr,
-                       alphas=chosen, n_folds=n_folds, n_subjects=n)
+                       alphas=chosen, n_folds=n_folds, n_subjects=n, correct=correct)
 
 
 def probe_with_controls(embeddings: np.ndarray, maps: np.ndarray, targets: np.ndarray, *, seed: int = 0,

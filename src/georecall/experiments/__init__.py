@@ -15,6 +15,7 @@ EXPERIMENTS: dict[str, str] = {
     "superposition": "georecall.experiments.superposition",
     "intervention": "georecall.experiments.intervention",
     "transfer": "georecall.experiments.transfer",
+    "real_lm": "georecall.experiments.real_lm",
 }
 
 
@@ -22,6 +23,7 @@ EXPERIMENTS: dict[str, str] = {
 #: (so the report, which must not import torch, can say how to enable a skipped experiment).
 REQUIRES: dict[str, dict[str, str]] = {
     "superposition": {"sklearn": "probes"},
+    "real_lm": {"transformers": "lm", "gguf": "lm", "accelerate": "lm", "sklearn": "probes"},
 }
 
 

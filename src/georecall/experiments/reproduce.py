@@ -30,6 +30,15 @@ class Reproduction:
     skipped: dict[str, str]  # experiment id -> why it did not run (a missing optional extra, and how to add it)
 
 
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """Errors that mean an experiment cannot run on this machine (a model that is not installed), not a bug."""
+    try:
+        from georecall.lm.load import LMLoadError
+    except ImportError:
+        return ()
+    return (LMLoadError,)
+
+
 def select(only: Sequence[str] | None) -> list[str]:
     """The experiment ids to run, in registry order; unknown ids raise ValueError naming the known ones."""
     if not only:
@@ -57,7 +66,8 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
     ``progress(done, total, label)`` is called as runs finish, over all experiments together (runs
     shared by two experiments, or finished before, count as done once their turn comes). An
     experiment whose optional extra is not installed is skipped (``Reproduction.skipped`` says how to
-    add it); its claims are reported ``not tested`` with the same line.
+    add it), and so is one that finds a resource missing at run time (a language model that cannot be
+    loaded, e.g. the packaged SmolLM2 weights); its claims are reported ``not tested`` with the same line.
     """
     from georecall.report import build_report
 
@@ -87,9 +97,14 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
                          total + state["grown"] + _mine["new"] - _new, _label)
 
         t0 = time.perf_counter()
-        run_experiment(module, scale, out_dir, device=device, progress=step if progress else None,
-                       max_members=max_members)
-        timings[exp_id] = time.perf_counter() - t0
+        try:
+            run_experiment(module, scale, out_dir, device=device, progress=step if progress else None,
+                           max_members=max_members)
+        except _unavailable() as err:  # e.g. the packaged LM is not installed: skip it, say how to add it
+            skipped[exp_id] = str(err)
+            continue
+        finally:
+            timings[exp_id] = time.perf_counter() - t0
         seen |= mine
         state["counted"] += mine_state["new"]
         state["grown"] += mine_state["new"] - new
@@ -97,7 +112,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
             progress(state["counted"], total + state["grown"], exp_id)
     # The report shows each envelope's own wall times (the invocation that wrote it, and all of them), not
     # this call's: resuming a finished reproduction takes seconds and must not read as its cost.
-    paths = build_report(out_dir, scale, only=selected, dest=None if dest is None else Path(dest))
+    paths = build_report(out_dir, scale, only=selected, dest=None if dest is None else Path(dest), skipped=skipped)
     return Reproduction(markdown=paths.markdown, html=paths.html, timings=timings, verdicts=dict(paths.verdicts),
                         skipped=skipped)
 

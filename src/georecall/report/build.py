@@ -230,7 +230,7 @@ def _figure(ref: str, out_dir: Path, scale: str, dest: Path, run: Mapping[str, A
 
 
 def _claim_view(res: ClaimResult, out_dir: Path, scale: str, dest: Path, run: Mapping[str, Any],
-                stored: Mapping[str, list[tuple[str, str]]]) -> _ClaimView:
+                stored: Mapping[str, list[tuple[str, str]]], skipped: Mapping[str, str]) -> _ClaimView:
     claim, dec = res.claim, res.decision
     sources = [(f"{e}/{scale}/{RESULT_FILE}", "" if e in run else " (not run)") for e in claim.experiments]
     what = ""
@@ -240,7 +240,7 @@ def _claim_view(res: ClaimResult, out_dir: Path, scale: str, dest: Path, run: Ma
         elif res.missing:
             what = (f"running experiment {', '.join(res.missing)} at scale {scale}: once its {RESULT_FILE} is in "
                     "the output folder, the next report decides the claim.")
-            hints = [h for h in (_experiments.extras_hint(e) for e in res.missing) if h]
+            hints = [h for h in (skipped.get(e) or _experiments.extras_hint(e) for e in res.missing) if h]
             if hints:
                 what = "; ".join(hints) + ". Then " + what
             if claim.tested_by:
@@ -371,21 +371,26 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def build_report(out_dir: str | os.PathLike[str], scale: str, *, only: Sequence[str] | None = None,
                  dest: Path | None = None, claims: Sequence[Claim] | None = None,
-                 timings: Mapping[str, float] | None = None) -> ReportPaths:
+                 timings: Mapping[str, float] | None = None,
+                 skipped: Mapping[str, str] | None = None) -> ReportPaths:
     """Write ``report.md`` and ``report.html`` for the results at ``scale`` under ``out_dir``.
 
     Reads ``<out_dir>/<experiment>/<scale>/result.json`` of every registered experiment that has one
     (``only``: just those experiments count as run, the others are reported not run), re-decides every
     claim (``claims``, default :func:`~georecall.experiments.claims.all_claims`) on the payloads, and
     writes both reports into ``dest`` (default ``out_dir``) atomically. ``timings`` (experiment id ->
-    seconds) overrides each envelope's ``meta.wall_time_s``. A corrupt or foreign envelope raises
-    ValueError naming the file; an unknown id in ``only`` raises ValueError; a criterion that raises on
-    a payload is a RuntimeError naming the claim and the files it read. A figure that is not on disk
-    (or whose experiment was not run) is reported as missing in the text.
+    seconds) overrides each envelope's ``meta.wall_time_s``; ``skipped`` (experiment id -> why it could not
+    run, e.g. a model that is not installed) is shown for experiments without a result. A corrupt or
+    foreign envelope raises ValueError naming the file; an unknown id in ``only`` raises ValueError; a
+    criterion that raises on a payload is a RuntimeError naming the claim and the files it read. A figure
+    that is not on disk (or whose experiment was not run) is reported as missing in the text.
     """
     out_dir = Path(out_dir)
     dest = Path(dest) if dest is not None else out_dir
     envelopes, not_run = _read_runs(out_dir, scale, only)
+    for exp, why in (skipped or {}).items():
+        if exp in not_run:
+            not_run[exp] = why
     payloads = {exp: env["payload"] for exp, env in envelopes.items()}
     claim_list = tuple(claims) if claims is not None else tuple(_claims.all_claims())
     results = _decide(claim_list, payloads, scale)
@@ -397,7 +402,7 @@ def build_report(out_dir: str | os.PathLike[str], scale: str, *, only: Sequence[
                 stored.setdefault(str(entry["id"]), []).append((exp, str(entry["verdict"])))
 
     dest.mkdir(parents=True, exist_ok=True)
-    views = [_claim_view(r, out_dir, scale, dest, envelopes, stored) for r in results]
+    views = [_claim_view(r, out_dir, scale, dest, envelopes, stored, skipped or {}) for r in results]
     counts = [(v, n) for v in VERDICTS if (n := sum(r.decision.verdict == v for r in results))]
     summary = (f"{len(results)} claim{'' if len(results) == 1 else 's'}: "
                + ", ".join(f"{n} {v}" for v, n in counts) + ".")
