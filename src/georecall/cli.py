@@ -350,7 +350,7 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
 
 @cli.command("reproduce")
 @click.option("--scale", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
-              help="smoke: ~15 s on 2 CPU cores; quick: ~17 min there (budget 30); paper: the paper's grids (GPU).")
+              help="smoke: ~15 s on 2 CPU cores; quick: ~28 min there (budget 30); paper: the paper's grids (GPU).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder for runs, results and the report (default: $GEORECALL_OUT, else ./runs); "
               "re-running resumes.")
