@@ -104,8 +104,10 @@ def test_a_failing_ensemble_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 SWEEP = {"name": "killme", "base": {"task": {"n_subjects": 24, "n_relations": 2},
                                     "model": {"d_model": 8, "d_mlp": 32},
+                                    # The whole budget, no early stop: each ensemble takes long enough that
+                                    # the sweep cannot finish between the test's polls of the store.
                                     "train": {"steps": 300, "eval_every": 50, "target_accuracy": 1.0,
-                                              "device": "cpu"}},
+                                              "stop_at_target": False, "device": "cpu"}},
          "grid": {"model.d_model": [8, 10, 12, 14, 16, 18], "seeds": [0, 1]}}
 
 
