@@ -3,17 +3,15 @@ right on planted superpositions and at chance on noise; clear errors on bad inpu
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import sys
 
 import numpy as np
 import pytest
+from analysis_cases import CASES, K, N, construction, planted
 
 from georecall.analysis.probes import ProbeResult, control_labels, probe_attributes, probe_with_controls
 from georecall.analysis.vectors import attribute_vectors, subject_embeddings
-from georecall.constructions.disjoint import build_disjoint, build_disjoint_mlp
-from georecall.constructions.single_hop import build_attention_only, build_selector, build_selector_mlp3
 from georecall.tasks import make_world
 
 if importlib.util.find_spec("sklearn") is not None:
@@ -21,34 +19,6 @@ if importlib.util.find_spec("sklearn") is not None:
 
 needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
                                    reason="needs the probes extra: pip install 'georecall[probes]'")
-
-N, K = 32, 3
-# (builder, world kwargs): the shared builds and the disjoint ones, bijective and not.
-CASES = {
-    "selector": (build_selector, {}),
-    "selector-mlp3": (build_selector_mlp3, {}),
-    "attention-only": (build_attention_only, {}),
-    "disjoint-mlp": (build_disjoint_mlp, {"attributes": "disjoint"}),
-    "disjoint-mlp-functions": (build_disjoint_mlp, {"attributes": "disjoint", "n_attributes": 8, "bijective": False}),
-    "disjoint": (build_disjoint, {"attributes": "disjoint"}),
-}
-
-
-@functools.cache
-def construction(name: str):
-    builder, kw = CASES[name]
-    return builder(make_world(N, K, seed=0, **kw))
-
-
-def planted(n=N, k_rel=K, d=24, d_a=6, noise=0.05, seed=0):
-    """``e_s = Σ_r M_r U[f_r(s)] + noise`` with random U [A, d_a] shared by the relations: (e, maps, targets)."""
-    rng = np.random.default_rng(seed)
-    world = make_world(n, k_rel, seed=seed)
-    u = rng.standard_normal((n, d_a))
-    m = rng.standard_normal((k_rel, d, d_a))
-    e = sum(u[world.maps[r]] @ m[r].T for r in range(k_rel)) + noise * rng.standard_normal((n, d))
-    return e, world.maps, np.broadcast_to(u, (k_rel, n, d_a))
-
 
 @needs_sklearn
 @pytest.mark.parametrize("name", list(CASES))
@@ -85,7 +55,8 @@ def test_probe_reads_the_subject_block_of_the_anatomy():
 
 @needs_sklearn
 def test_planted_superposition_is_recovered_and_noise_is_not():
-    e, maps, targets = planted()
+    e, world, targets = planted()
+    maps = world.maps
     res = probe_with_controls(e, maps, targets, seed=1)
     assert isinstance(res.true, ProbeResult)
     assert min(res.true.accuracy) >= 0.9
@@ -96,7 +67,8 @@ def test_planted_superposition_is_recovered_and_noise_is_not():
 
 @needs_sklearn
 def test_probe_is_seeded_and_non_bijective_labels_work():
-    e, maps, targets = planted()
+    e, world, targets = planted()
+    maps = world.maps
     a = probe_attributes(e, maps, targets, seed=3)
     assert a == probe_attributes(e, maps, targets, seed=3)
     # Per-relation attribute vectors and labels that are functions (A = 6 < N): still decodable.
@@ -123,7 +95,8 @@ def test_control_labels_are_seeded_and_of_the_right_kind():
 
 @needs_sklearn
 def test_bad_input_raises_clear_errors():
-    e, maps, targets = planted()
+    e, world, targets = planted()
+    maps = world.maps
     with pytest.raises(ValueError, match=r"\[N, d\]"):
         probe_attributes(e[0], maps, targets)
     with pytest.raises(ValueError, match="subjects"):
@@ -146,6 +119,7 @@ def test_missing_sklearn_says_which_extra(monkeypatch):
     for mod in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn -> ImportError
-    e, maps, targets = planted(n=8, k_rel=1, d=4, d_a=2)
+    e, world, targets = planted(n=8, k_rel=1, d=4, d_a=2)
+    maps = world.maps
     with pytest.raises(ImportError, match=r"georecall\[probes\]"):
         probe_attributes(e, maps, targets)

@@ -3,11 +3,10 @@ answer a world it never saw; the swap changes only the subject rows; one model a
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
+from analysis_cases import CASES, K, N, construction
 
 from georecall.analysis._eval import accuracy_by_relation, answer_logits, single_hop_queries
 from georecall.analysis.additive import fit_additive
@@ -19,26 +18,11 @@ from georecall.analysis.transfer import (
 )
 from georecall.analysis.vectors import attribute_vectors, subject_embeddings
 from georecall.config import ModelConfig
-from georecall.constructions.disjoint import build_disjoint, build_disjoint_mlp
-from georecall.constructions.single_hop import build_attention_only, build_selector, build_selector_mlp3
+from georecall.constructions.single_hop import build_attention_only
 from georecall.model import Transformer
 from georecall.tasks import make_world
 
-N, K, SEED = 32, 3, 0
-CASES = {
-    "selector": (build_selector, {}),
-    "selector-mlp3": (build_selector_mlp3, {}),
-    "attention-only": (build_attention_only, {}),
-    "disjoint-mlp": (build_disjoint_mlp, {"attributes": "disjoint"}),
-    "disjoint-mlp-functions": (build_disjoint_mlp, {"attributes": "disjoint", "n_attributes": 8, "bijective": False}),
-    "disjoint": (build_disjoint, {"attributes": "disjoint"}),
-}
-
-
-@functools.cache
-def construction(name: str):
-    builder, kw = CASES[name]
-    return builder(make_world(N, K, seed=SEED, **kw))
+SEED = 0
 
 
 def small_model(world, *, tie: bool = False, n_members: int = 1) -> Transformer:
