@@ -165,26 +165,15 @@ def _mean_curve(models: Sequence[Mapping[str, Any] | None], name: str) -> list[f
 
 def analyze(cfg: mech.MechanismConfig, rows: list[dict[str, Any]], out_dir: Path) -> InterventionResult:
     found = mech.thresholds(cfg, rows)
-    cells, notes = [], []
-    for a, th in found.items():
-        if th.d_star is None:
-            notes.append(f"{a}: threshold not bracketed ({th.status}); its conditions have no models")
+    cells, notes = [], mech.threshold_notes(found)
     for cell in mech.model_cells(cfg, found):
-        models = []
-        for seed, row in zip(cfg.seeds, mech.cell_rows(cell, rows), strict=True):
-            if row is None:
-                models.append(None)
-                notes.append(f"{cell.condition} ×{cell.multiple} seed {seed}: no trained model")
-                continue
-            model, world = mech.load_model(out_dir, row)
-            models.append(measure(cfg, model, world, seed=seed))
+        models = [None if loaded is None else measure(cfg, loaded[1], loaded[2], seed=seed)
+                  for seed, _run, loaded in mech.cell_models(cfg, cell, rows, out_dir, notes)]
         scal = [None if m is None else _scalars(cfg, m) for m in models]
-        names = sorted({k for s in scal if s for k in s})
         cells.append({
             "condition": cell.condition, "multiple": cell.multiple, "d_star": cell.d_star, "d_model": cell.d_model,
             "seeds": list(cfg.seeds),
-            "numbers": {n: {"per_seed": [None if s is None else s.get(n) for s in scal],
-                            **mech.spread([None if s is None else s.get(n) for s in scal])} for n in names},
+            "numbers": mech.numbers_over_seeds(scal),
             "edit_curves": {name: _mean_curve(models, name) for name in
                             ("success", "collateral", "control_success", "control_collateral", "control_changed")},
             "edit_scales": list(cfg.edit_scales),
@@ -196,7 +185,7 @@ def analyze(cfg: mech.MechanismConfig, rows: list[dict[str, Any]], out_dir: Path
             "unit_counts": [None if m is None or "attribution" not in m else m["attribution"]["counts"]
                             for m in models],
             "n_units": next((m["attribution"]["n_units"] for m in models if m and "attribution" in m), None)})
-    head = next((c for c in cells if c["condition"] == mech.PRIMARY and c["multiple"] == cfg.primary_multiple), None)
+    head = mech.primary_cell(cfg, cells)
 
     def mean(name: str) -> float | None:
         return None if head is None or name not in head["numbers"] else head["numbers"][name]["mean"]

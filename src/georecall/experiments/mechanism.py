@@ -354,6 +354,36 @@ def cell_rows(cell: ModelCell, rows: Sequence[Mapping[str, Any]]) -> list[Mappin
     return out
 
 
+def threshold_notes(found: Mapping[str, Threshold]) -> list[str]:
+    """One note per architecture whose threshold was not bracketed (its conditions have no models)."""
+    return [f"{a}: threshold not bracketed ({th.status}); its conditions have no models"
+            for a, th in found.items() if th.d_star is None]
+
+
+def cell_models(cfg: MechanismConfig, cell: ModelCell, rows: Sequence[Mapping[str, Any]], out_dir: Path,
+                notes: list[str]):
+    """Per seed of a cell: ``(seed, run, loaded)``, ``loaded`` = (row, model, world), or None (noted) when the
+    seed's model has no finished row."""
+    for seed, run, row in zip(cfg.seeds, cell.runs, cell_rows(cell, rows), strict=True):
+        if row is None:
+            notes.append(f"{cell.condition} ×{cell.multiple} seed {seed}: no trained model")
+            yield seed, run, None
+        else:
+            yield seed, run, (row, *load_model(out_dir, row))
+
+
+def numbers_over_seeds(per_seed: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Every number of the per-seed dicts (None: a missing seed): its per-seed values and their spread."""
+    names = sorted({k for m in per_seed if m for k in m})
+    return {n: {"per_seed": [None if m is None else m.get(n) for m in per_seed],
+                **spread([None if m is None else m.get(n) for m in per_seed])} for n in names}
+
+
+def primary_cell(cfg: MechanismConfig, cells: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The cell of the headline numbers: the primary condition at ``primary_multiple``."""
+    return next((c for c in cells if c["condition"] == PRIMARY and c["multiple"] == cfg.primary_multiple), None)
+
+
 def design(cfg: MechanismConfig, found: Mapping[str, Threshold]) -> dict[str, Any]:
     """What was trained and how, for the payload."""
     return {

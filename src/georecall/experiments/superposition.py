@@ -172,21 +172,17 @@ def _summarise(per_seed: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
 
 def analyze(cfg: mech.MechanismConfig, rows: list[dict[str, Any]], out_dir: Path) -> SuperpositionResult:
     found = mech.thresholds(cfg, rows)
-    cells, notes, projection_data = [], [], None
-    for a, th in found.items():
-        if th.d_star is None:
-            notes.append(f"{a}: threshold not bracketed ({th.status}); its conditions have no models")
-        elif th.failed_above:
-            notes.append(f"{a}: non-monotone, d = {list(th.failed_above)} above d* = {th.d_star} failed")
+    cells, notes, projection_data = [], mech.threshold_notes(found), None
+    notes += [f"{a}: non-monotone, d = {list(th.failed_above)} above d* = {th.d_star} failed"
+              for a, th in found.items() if th.d_star is not None and th.failed_above]
     for cell in mech.model_cells(cfg, found):
         primary = cell.condition == mech.PRIMARY and cell.multiple == cfg.primary_multiple
         per_seed = []
-        for seed, row in zip(cfg.seeds, mech.cell_rows(cell, rows), strict=True):
-            if row is None:
+        for seed, _run, loaded in mech.cell_models(cfg, cell, rows, out_dir, notes):
+            if loaded is None:
                 per_seed.append(None)
-                notes.append(f"{cell.condition} ×{cell.multiple} seed {seed}: no trained model")
                 continue
-            model, world = mech.load_model(out_dir, row)
+            row, model, world = loaded
             # Fitted codes (alternating least squares, ~10 s a model at quick): the primary cell's first seed.
             codes = primary and seed == cfg.seeds[0]
             per_seed.append({**measure(model, world, seed=seed, n_folds=cfg.probe_folds, codes=codes),
@@ -195,7 +191,7 @@ def analyze(cfg: mech.MechanismConfig, rows: list[dict[str, Any]], out_dir: Path
                 projection_data = projection(model, world, seed=seed)
         cells.append({"condition": cell.condition, "multiple": cell.multiple, "d_star": cell.d_star,
                       "d_model": cell.d_model, "seeds": list(cfg.seeds), **_summarise(per_seed)})
-    head = next((c for c in cells if c["condition"] == mech.PRIMARY and c["multiple"] == cfg.primary_multiple), None)
+    head = mech.primary_cell(cfg, cells)
 
     def mean(kind: str, name: str) -> float | None:
         return None if head is None or kind not in head else head[kind][name]["mean"]

@@ -98,22 +98,18 @@ def analyze(cfg: mech.MechanismConfig, rows: list[dict[str, Any]], out_dir: Path
 
     found = mech.thresholds(cfg, rows)
     by_hash = {r["hash"]: r for r in rows}
-    cells, notes = [], []
-    for a, th in found.items():
-        if th.d_star is None:
-            notes.append(f"{a}: threshold not bracketed ({th.status}); its conditions have no models")
+    cells, notes = [], mech.threshold_notes(found)
     if "tied_readout" in cfg.conditions:
         notes.append("tied_readout: left out (its readout is the embedding table; nothing of it is kept in a swap)")
     for cell in mech.model_cells(cfg, found):
         if not mech.transfers(cell.condition):
             continue
         per_seed = []
-        for seed, run, row in zip(cfg.seeds, cell.runs, mech.cell_rows(cell, rows), strict=True):
-            if row is None:
+        for seed, run, loaded in mech.cell_models(cfg, cell, rows, out_dir, notes):
+            if loaded is None:
                 per_seed.append(None)
-                notes.append(f"{cell.condition} ×{cell.multiple} seed {seed}: no trained model")
                 continue
-            model, world = mech.load_model(out_dir, row)
+            row, model, world = loaded
             new_world = world_for(mech.task_of(cfg, variant=1), seed)
             zs = zero_shot_transfer(model, world, new_world)
             swap = _row_numbers(by_hash.get(mech.swap_run(cfg, run).config_hash()))
@@ -126,15 +122,13 @@ def analyze(cfg: mech.MechanismConfig, rows: list[dict[str, Any]], out_dir: Path
                              "untrained_frozen_steps": ctrl["first_target_step"],
                              "from_scratch_steps": scratch["first_target_step"],
                              "from_scratch_accuracy": scratch["accuracy"]})
-        names = sorted({k for m in per_seed if m for k in m})
-        numbers = {n: {"per_seed": [None if m is None else m.get(n) for m in per_seed],
-                       **mech.spread([None if m is None else m.get(n) for m in per_seed])} for n in names}
+        numbers = mech.numbers_over_seeds(per_seed)
         for n in ("embeddings_only_steps", "untrained_frozen_steps", "from_scratch_steps"):
             if n in numbers:
                 numbers[n]["reached"] = sum(v is not None for v in numbers[n]["per_seed"])
         cells.append({"condition": cell.condition, "multiple": cell.multiple, "d_star": cell.d_star,
                       "d_model": cell.d_model, "seeds": list(cfg.seeds), "numbers": numbers})
-    head = next((c for c in cells if c["condition"] == mech.PRIMARY and c["multiple"] == cfg.primary_multiple), None)
+    head = mech.primary_cell(cfg, cells)
 
     def mean(name: str) -> float | None:
         return None if head is None or name not in head["numbers"] else head["numbers"][name]["mean"]
