@@ -79,7 +79,9 @@ def evaluate(claim: Claim, payloads: Payloads) -> ClaimResult:
 #: Modules that declare claims (each has ``CLAIMS: tuple[Claim, ...]``), torch-free.
 _CLAIM_MODULES: tuple[str, ...] = (
     "georecall.experiments.claims.constructions",
-    "georecall.experiments.claims.capacity",
+    "georecall.experiments.claims.threshold",
+    "georecall.experiments.claims.frozen_control",
+    "georecall.experiments.claims.multihop",
     "georecall.experiments.claims.mechanism",
     "georecall.experiments.claims.real_lm",
 )
