@@ -1,60 +1,79 @@
-"""C7: the criterion gives each verdict on payloads made for it; the law comparison picks a planted law."""
+"""C7: the criterion gives each verdict on payloads made for it, and reads a real analysis."""
 
-import numpy as np
+import math
+
 import pytest
 
-from georecall.experiments import threshold
-from georecall.experiments.claims import threshold as cc
+from georecall.experiments.claims import threshold as ct
 
 
-def _law(log_ci=(0.1, 0.3), beta_ci=(0.1, 0.4), wins=0.9, n_br=12, n_cells=12):
-    return {"n_cells": n_cells, "n_bracketed": n_br, "log_slope": 0.2, "log_slope_ci95": list(log_ci), "beta": 0.2,
-            "beta_ci95": list(beta_ci), "sse_log": 1.0, "sse_power": 2.0, "log_wins_fraction": wins}
+def _law(b_ci=(1.0, 2.0), wins=0.95, n_br=5):
+    return {"n_bracketed": n_br, "b": sum(b_ci) / 2, "b_ci95": list(b_ci), "beta": 0.4, "beta_ci95": [0.3, 0.5],
+            "log_wins_fraction": wins}
 
 
-def _c7(**by_cond):
-    return cc.decide_c7({"threshold": {"laws": by_cond}})
+def _payload(laws_frozen, laws_learned=None, covered=15, cells=15, ratios=(1.0, 1.1)):
+    pairs = [{"cells": [[64, 2], [8, 4]], "ratio": r} for r in ratios]
+    laws = {"ln_frozen": laws_frozen}
+    if laws_learned is not None:
+        laws["ln_learned"] = laws_learned
+    cov = {"cells": cells, "bracketed": covered, "converged": covered, "bracketed_and_converged": covered}
+    return {"threshold": {"laws": laws, "coverage": {c: cov for c in laws},
+                          "collapse": {c: {"pairs": pairs} for c in laws}}}
+
+
+def _all(**kw):
+    return {k: _law(**kw) for k in ("2", "4", "8")}
 
 
 def test_c7_gives_each_verdict():
-    good = _law()
-    assert _c7(ln_learned=good, ln_frozen=good).verdict == "reproduced"
-    # Growth and sub-linearity hold but the power law fits as well: partly.
-    assert _c7(ln_learned=_law(wins=0.5), ln_frozen=good).verdict == "partly"
-    # Scope: too few cells bracketed.
-    assert _c7(ln_learned=_law(n_br=6), ln_frozen=_law(n_br=6)).verdict == "partly"
-    # One condition fails outright: partly.
-    assert _c7(ln_learned=good, ln_frozen=_law(log_ci=(-0.1, 0.3))).verdict == "partly"
-    # No growth, or linear in N, in both: not reproduced.
-    assert _c7(ln_learned=_law(log_ci=(-0.1, 0.3)), ln_frozen=_law(beta_ci=(0.6, 1.2))).verdict == "not reproduced"
-    nothing = {"n_cells": 4, "n_bracketed": 1, "log_slope_ci95": None, "beta_ci95": None, "log_wins_fraction": None}
-    d = _c7(ln_learned=nothing, ln_frozen=nothing)
-    assert d.verdict == "not reproduced" and "too few" in d.reason
-    # Only one condition trained: it can be at most partly.
-    assert _c7(ln_learned=good).verdict == "partly"
-    assert cc.decide_c7({"threshold": {"laws": {}}}).verdict == "not tested"
+    good = _all()
+    d = ct.decide_c7(_payload(good, good))
+    assert d.verdict == "reproduced" and d.numbers["ln_learned"]["verdict"] == "reproduced"
+    # The learned readout is reported beside the fixed one and does not decide.
+    d = ct.decide_c7(_payload(good, _all(b_ci=(-1.0, 1.0))))
+    assert d.verdict == "reproduced" and d.numbers["ln_learned"]["verdict"] == "not reproduced"
+    # Partly: neither law clearly preferred at one K; too few cells bracketed and converged; no collapse; no pairs.
+    assert ct.decide_c7(_payload({**good, "4": _law(wins=0.5)})).verdict == "partly"
+    d = ct.decide_c7(_payload(good, covered=9))
+    assert d.verdict == "partly" and "9 of 15" in d.reason
+    d = ct.decide_c7(_payload(good, ratios=(1.0, 0.5)))
+    assert d.verdict == "partly" and "0.50" in d.reason
+    assert ct.decide_c7(_payload(good, ratios=())).verdict == "partly"
+    assert ct.decide_c7(_payload({**good, "8": {"n_bracketed": 1, "b": None, "b_ci95": None,
+                                                "log_wins_fraction": None}})).verdict == "partly"
+    # Not reproduced: no growth at some K; the power law wins at some K; nothing fitted.
+    d = ct.decide_c7(_payload({**good, "2": _law(b_ci=(-0.5, 0.5))}))
+    assert d.verdict == "not reproduced" and "K = 2" in d.reason
+    d = ct.decide_c7(_payload({**good, "8": _law(wins=0.1)}))
+    assert d.verdict == "not reproduced" and "power law" in d.reason
+    none = {k: {"n_bracketed": 1, "b_ci95": None, "log_wins_fraction": None} for k in ("2", "4")}
+    assert ct.decide_c7(_payload(none)).verdict == "not reproduced"
+    # The deciding condition absent: not tested.
+    assert ct.decide_c7({"threshold": {"laws": {"ln_learned": good}}}).verdict == "not tested"
 
 
-def _curves(d_star_of, ns=(16, 32, 64, 128), ks=(2, 4, 8), n_seeds=3, d_grid=range(1, 80)):
-    """Accuracy curves with a sharp threshold at d_star_of(N, K) for every seed."""
-    return {(n, k): [(d, [1.0 if d >= d_star_of(n, k) else 0.1] * n_seeds) for d in d_grid] for n in ns for k in ks}
+def test_c7_thresholds_are_stated_once():
+    assert 0.5 < ct.C7_MIN_LOG_WINS < 1 and 0 < ct.C7_MIN_COVERED <= 1
+    lo, hi = ct.C7_COLLAPSE
+    assert lo < 1 < hi and math.isclose(lo * hi, 1.0)
+    assert ct.C7_DECIDING == "ln_frozen"
+    assert str(round(ct.C7_MIN_LOG_WINS * 100)) in ct.CLAIMS[0].criterion
 
 
-def test_law_comparison_prefers_the_planted_law():
-    # d* = 2 + K log2 N / 2 exactly (log2 N is an integer here), every seed alike.
-    log_law = threshold.law_comparison(_curves(lambda n, k: 2 + round(0.5 * k * np.log2(n))), 3, 0.99, 20, 0)
-    assert log_law["n_bracketed"] == 12 and log_law["log_wins_fraction"] == 1.0
-    assert log_law["log_slope_ci95"][0] > 0 and log_law["beta_ci95"][1] < 1
-    linear = threshold.law_comparison(_curves(lambda n, k: round(k * n / 8), d_grid=range(1, 140)), 3, 0.99, 20, 0)
-    assert linear["sse_power"] < linear["sse_log"]  # the power law fits linear growth better
-    assert linear["beta"] == pytest.approx(1.0, abs=0.15)
-    verdict = cc._law_verdict(linear)[0]
-    assert verdict in ("not reproduced", "partly") and verdict != "reproduced"
+@pytest.mark.parametrize("law", ["log", "power"])
+def test_c7_reads_a_real_analysis_of_planted_thresholds(tmp_path, law):
+    """The whole chain on synthetic outcomes: planted d* -> search -> analysis -> verdict."""
+    from georecall.experiments import threshold
+    from tests.fast.test_threshold_capacity import _drive, _small, _step
 
-
-def test_law_comparison_with_too_few_cells_says_so():
-    out = threshold.law_comparison(_curves(lambda n, k: 10, ns=(16,), ks=(2,)), 3, 0.99, 10, 0)
-    assert out["log_slope"] is None and out["log_slope_ci95"] is None and out["n_cells"] == 1
-    assert cc._law_verdict(out)[0] == "not reproduced"
-
-
+    cfg = _small(n_subjects=(8, 16, 64), n_relations=(2, 4), n_bootstrap=50)
+    true = {"log": lambda n, k: round(k * (1 + 2 * math.log2(n))),
+            "power": lambda n, k: round(k * 2 * n ** 0.7)}[law]
+    rows, _ = _drive(cfg, _step(lambda c, n, k, steps: true(n, k)))
+    payload = {"threshold": {**vars(threshold.analyze(cfg, rows, tmp_path))}}
+    d = ct.decide_c7(payload)
+    if law == "log":
+        assert d.verdict == "reproduced", d.reason  # (64, 2) and (8, 4) share K log2 N and d*
+    else:
+        assert d.verdict == "not reproduced" and "power law" in d.reason

@@ -7,6 +7,7 @@ from their source with ``ast``, so this file never imports torch through them).
 import ast
 import csv
 import io
+import json
 import math
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 import georecall.plotting
 from georecall.plotting import capacity, frozen_control, multihop, style, tables, threshold
-from georecall.theory import construction_cost, gamma_global, gamma_local, information_bits, required_bits
+from georecall.theory import construction_cost, information_bits, required_bits
 
 PLOTTING_DIR = Path(georecall.plotting.__file__).parent
 EXPERIMENTS_DIR = PLOTTING_DIR.parent / "experiments"
@@ -51,41 +52,19 @@ def _assert_png_drawn(path: Path) -> None:
 
 
 def _threshold_payload() -> dict:
-    conds = ("ln_learned", "ln_frozen")
-    ns, k, ds, seeds = (8, 16, 32), 2, (4, 6, 8, 12, 16), (0, 1, 2)
-    need = {("ln_learned", 8): 6, ("ln_learned", 16): 8, ("ln_learned", 32): 12, ("ln_frozen", 8): 8,
-            ("ln_frozen", 16): 16, ("ln_frozen", 32): None}
-    points, by_cond = [], {}
-    for c in conds:
-        by_cond[c] = []
-        for n in ns:
-            accs_by_d = {d: [1.0 if need[(c, n)] is not None and d >= need[(c, n)] else 0.4 + 0.1 * s
-                             for s in seeds] for d in ds}
-            for d in ds:
-                points.append({"condition": c, "n_subjects": n, "n_relations": k, "d_model": d, "seeds": list(seeds),
-                               "accuracy": accs_by_d[d], "steps": [80] * 3, "stop_reason": ["target"] * 3,
-                               "n_failed": 0, "n_params_total": 100 * d, "n_params_embedding": 10 * d,
-                               "n_params_trainable": 90 * d})
-            d_star = need[(c, n)]
-            by_cond[c].append({
-                "n_subjects": n, "n_relations": k, "d_star": d_star, "condition": c, "k_log2_n": k * math.log2(n),
-                "selector_d": construction_cost("selector", n, k, 1).d_model, "gamma_global": gamma_global(n, k, 1),
-                "gamma_local": gamma_local(n, k, 1), "information_bits": information_bits(n, k),
-                "d_tested": list(ds), "d_majority_success": [d_star is not None and d >= d_star for d in ds],
-                "non_monotone": False, "failed_above": [], "at_grid_min": False,
-                "n_params_total": None if d_star is None else 100 * d_star,
-                "n_params_embedding": None if d_star is None else 10 * d_star,
-                "n_params_trainable": None if d_star is None else 90 * d_star})
-    fit = {"slope": 1.5, "intercept": 0.5, "r2": 0.9, "n_points": 3}
-    fits = {c: {"vs_k_log2_n": fit, "vs_n": fit, "vs_n_by_k": {"2": fit, "4": None}, "n_cells": 3,
-                "n_with_d_star": 3} for c in conds}
-    return {"scale": "smoke", "primary_condition": "ln_learned", "d_star": by_cond["ln_learned"],
-            "d_star_by_condition": by_cond, "fits": fits,
-            "recipe": {"lr": 0.03, "steps": 80, "success_accuracy": 0.99, "target_accuracy": 0.99, "mlp_ratio": 4},
-            "step_budget": 80, "success_rule": "d* = smallest tested d at which more than half of the seeds succeed",
-            "conditions": {c: threshold.CONDITION_LABELS[c] for c in conds}, "grid": {}, "points": points,
-            "n_runs": len(points) * 3, "n_failed_runs": 0, "notes": [], "schema_version": 1, "sweep": {},
-            "wall_time_s": 1.0}
+    """A real analysis of planted thresholds (the search driven on synthetic outcomes), as result.json holds it."""
+    import dataclasses as dc
+    import tempfile
+
+    from georecall.experiments import threshold as th_exp
+    from tests.fast.test_threshold_capacity import _drive, _small, _step
+
+    cfg = _small(n_subjects=(8, 16, 64), n_relations=(2, 4), n_bootstrap=20, search_max=200)
+    need = {("ln_frozen", 64, 4): 10_000}  # above the range: drawn as unbracketed
+    rows, _ = _drive(cfg, _step(lambda c, n, k, steps: need.get((c, n, k), k * (2 if c == "ln_frozen" else 1)
+                                                                       * round(1 + math.log2(n)))))
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(json.dumps(dc.asdict(th_exp.analyze(cfg, rows, Path(tmp)))))
 
 
 def _per(info: float, params: int | None) -> float | None:
@@ -93,24 +72,17 @@ def _per(info: float, params: int | None) -> float | None:
 
 
 def _capacity_payload() -> dict:
-    t = _threshold_payload()
-    entries = []
-    for c, es in t["d_star_by_condition"].items():
-        for e in es:
-            n, k, info = e["n_subjects"], e["n_relations"], e["information_bits"]
-            sel = construction_cost("selector", n, k, 1)
-            entries.append({
-                "condition": c, "n_subjects": n, "n_relations": k, "n_facts": n * k, "information_bits": info,
-                "d_star": e["d_star"], "at_grid_min": e["at_grid_min"], "params_total": e["n_params_total"],
-                "params_trainable": e["n_params_trainable"], "params_embedding": e["n_params_embedding"],
-                "bits_per_param_total": _per(info, e["n_params_total"]),
-                "bits_per_param_trainable": _per(info, e["n_params_trainable"]),
-                "bits_per_param_embedding": _per(info, e["n_params_embedding"]),
-                "selector_d": sel.d_model, "selector_params_total": sel.total,
-                "selector_bits_per_param": info / sel.total})
-    return {"scale": "smoke", "primary_condition": "ln_learned", "entries": entries, "summary": {},
-            "recipe": t["recipe"], "step_budget": 80, "success_rule": t["success_rule"],
-            "conditions": t["conditions"], "notes": [], "schema_version": 1, "sweep": {}, "wall_time_s": 1.0}
+    """The capacity view of the same planted analysis."""
+    import dataclasses as dc
+    import tempfile
+
+    from georecall.experiments import capacity as cap_exp
+    from tests.fast.test_threshold_capacity import _drive, _small, _step
+
+    cfg = _small(n_subjects=(8, 16, 64), n_relations=(2, 4), n_bootstrap=20)
+    rows, _ = _drive(cfg, _step(lambda c, n, k, steps: k * round(1 + math.log2(n))))
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(json.dumps(dc.asdict(cap_exp.analyze(cfg, rows, Path(tmp)))))
 
 
 def _frozen_control_payload() -> dict:
@@ -203,13 +175,10 @@ PAYLOADS = {"threshold": (_threshold_payload, "ThresholdResult"), "capacity": (_
             "frozen_control": (_frozen_control_payload, "Result"), "multihop": (_multihop_payload, "Result")}
 #: What each module writes: PNG stems and (CSV name, a column its header must hold).
 EXPECTED = {
-    "threshold": ({"accuracy_vs_d", "d_star_vs_k_log2_n"},
-                  {"accuracy_vs_d.csv": ["condition", "n_subjects", "n_relations", "d_model", "seed", "accuracy",
-                                         "steps", "stop_reason", "majority_success"],
-                   "d_star_vs_k_log2_n.csv": ["condition", "n_subjects", "n_relations", "k_log2_n", "d_star",
-                                              "at_grid_min", "non_monotone", "d_tested_max", "selector_d",
-                                              "gamma_global_bits", "gamma_local_bits"],
-                   "d_star_fits.csv": ["condition", "fit", "n_relations", "slope", "intercept", "r2", "n_points"]}),
+    "threshold": ({"d_star_vs_n", "d_star_collapse", "d_star_vs_budget"},
+                  {"d_star_vs_n.csv": ["condition", "n_subjects", "n_relations", "d_star", "ci95_lo", "ci95_hi",
+                                       "status", "converged", "final_steps", "selector_d", "gamma_global_bits"],
+                   "d_star_vs_budget.csv": ["condition", "n_subjects", "n_relations", "steps", "d_star", "status"]}),
     "capacity": ({"bits_per_param"}, {"bits_per_param.csv": list(capacity.COLUMNS)}),
     "frozen_control": (set(frozen_control.FIGURES),
                        {"frozen_accuracy_vs_width.csv": list(frozen_control.CURVE_COLUMNS),
@@ -304,15 +273,13 @@ def test_each_module_renders_pngs_and_csvs_from_a_payload(module, tmp_path):
 def test_csv_rows_follow_the_payload(tmp_path):
     payload = _threshold_payload()
     threshold.plot(payload, tmp_path)
-    with open(tmp_path / "accuracy_vs_d.csv", newline="") as fh:
+    with open(tmp_path / "d_star_vs_n.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 3 * len(payload["points"])
-    row = next(r for r in rows if (r["condition"], r["n_subjects"], r["d_model"], r["seed"]) == ("ln_learned", "8",
-                                                                                               "6", "0"))
-    assert row["accuracy"] == "1.0" and row["majority_success"] == "True"
-    with open(tmp_path / "d_star_vs_k_log2_n.csv", newline="") as fh:
-        censored = [r for r in csv.DictReader(fh) if r["d_star"] == ""]
-    assert [(r["condition"], r["n_subjects"]) for r in censored] == [("ln_frozen", "32")]  # None -> empty cell
+    assert len(rows) == sum(len(es) for es in payload["d_star_by_condition"].values())
+    row = next(r for r in rows if (r["condition"], r["n_subjects"], r["n_relations"]) == ("ln_learned", "16", "2"))
+    assert row["d_star"] == str(2 * 5) and row["status"] == "bracketed" and row["converged"] == "True"
+    censored = [r for r in rows if r["d_star"] == ""]
+    assert [(r["condition"], r["n_subjects"], r["status"]) for r in censored] == [("ln_frozen", "64", "censored_high")]
 
 
 def test_multihop_renders_with_nothing_found_and_nothing_probed(tmp_path):
@@ -338,7 +305,8 @@ def test_frozen_control_renders_when_no_size_succeeded(tmp_path):
 def test_capacity_renders_when_no_d_star_was_found(tmp_path):
     cap = _capacity_payload()
     for e in cap["entries"]:
-        e.update(d_star=None, params_total=None, bits_per_param_total=None, bits_per_param_embedding=None)
+        e.update(d_star=None, params_total=None, params_trainable=None, bits_per_param_total=None,
+                 bits_per_param_embedding=None, params_over_bound_1bit=None)
     _assert_png_drawn(capacity.plot(cap, tmp_path)[0])
 
 
@@ -349,8 +317,6 @@ def test_capacity_renders_when_no_d_star_was_found(tmp_path):
 def test_seed_spread_and_majority_rule():
     assert style.seed_spread([0.5, None, 1.0]) == (0.75, 0.5, 1.0)
     assert style.seed_spread([None]) is None and style.seed_spread([]) is None
-    assert threshold.majority_success([0.99, 0.99 - 1e-12, 0.5], 0.99)  # within ACC_TOL counts
-    assert not threshold.majority_success([0.99, 0.5], 0.99) and not threshold.majority_success([], 0.99)
 
 
 def test_write_csv_writes_none_as_an_empty_cell(tmp_path):

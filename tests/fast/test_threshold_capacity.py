@@ -1,140 +1,170 @@
-"""The threshold and capacity experiments: threshold extraction, fits, grids, runs and the analysis of rows."""
+"""The threshold and capacity experiments on synthetic outcomes: the prior-free search finds planted thresholds
+exactly, reports unbracketed cells and non-monotone widths, checks the budget, and the law comparison picks a
+planted log law over a planted power law and vice versa."""
 
 import dataclasses
 import math
-import random
-from collections import Counter
+from collections.abc import Callable
 
+import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from georecall.experiments import capacity, threshold
-from georecall.experiments.threshold import (
-    CONDITIONS,
-    ThresholdConfig,
-    d_grid,
-    extract_threshold,
-    fit_line,
-    majority_success,
-)
-from georecall.results.store import ResultStore
-from georecall.theory import construction_cost, information_bits
-from georecall.training.sweep import STORE_NAME, group_runs, shape_key
+from georecall.experiments.threshold import CONDITIONS, ThresholdConfig
+from georecall.theory import information_bits
 
-# ---------------------------------------------------------------------------------------------------
-# Majority rule and threshold extraction
+Planted = Callable[[str, int, int, int, int, float, int], float]  # (cond, N, K, d, steps, lr, seed) -> accuracy
 
 
-def test_majority_is_strict():
-    assert majority_success([0.99, 0.99], 0.99)
-    assert not majority_success([0.99, 0.98], 0.99)  # 1 of 2 is not a majority
-    assert majority_success([1.0, 0.5, 0.995], 0.99)  # 2 of 3
-    assert not majority_success([1.0, 0.5, 0.3], 0.99)
-    assert not majority_success([], 0.99)
-    assert majority_success([0.99 - 1e-12, 1.0], 0.99)  # float rounding of a count at the level
+def _row(run, acc: float) -> dict:
+    n, k, d = run.task.n_subjects, run.task.n_relations, run.model.d_model
+    emb = (n + k) * d
+    unemb = d * (n + k) + (n + k)
+    ok = acc >= 0.99
+    return {"hash": run.config_hash(), "status": "done", "error": None, "run_dir": "x",
+            "config.seeds": list(run.seeds), "result.accuracy": [acc],
+            "result.steps": [50 if ok else run.train.steps], "result.stop_reason": ["target" if ok else "budget"],
+            "result.n_params.total": emb + unemb + 1000, "result.n_params.embedding": emb,
+            "result.n_params.unembedding": unemb}
 
 
-def test_threshold_is_smallest_majority_d():
-    table = [(4, 0, 0.2), (4, 1, 0.3), (8, 0, 1.0), (8, 1, 0.9), (16, 0, 1.0), (16, 1, 0.995), (32, 0, 1.0),
-             (32, 1, 1.0)]
-    est = extract_threshold(table, 0.99)
-    assert est.d_star == 16
-    assert est.tested == (4, 8, 16, 32)
-    assert est.successes == (False, False, True, True)
-    assert not est.non_monotone and not est.at_grid_min
+def _drive(cfg: ThresholdConfig, planted: Planted, *, max_stages: int = 64) -> tuple[list[dict], int]:
+    """The driver's loop on synthetic outcomes: train (fake) every stage until the searches end."""
+    rows: list[dict] = []
+    seen: set[str] = set()
+    batch = threshold.runs(cfg)
+    for stage in range(max_stages):
+        for r in batch:
+            h = r.config_hash()
+            if h in seen:
+                continue
+            seen.add(h)
+            cond = threshold.condition_of(r.model)
+            acc = planted(cond, r.task.n_subjects, r.task.n_relations, r.model.d_model, r.train.steps, r.train.lr,
+                          r.seeds[0])
+            rows.append(_row(r, acc))
+        batch = [r for r in threshold.next_runs(cfg, rows, None) if r.config_hash() not in seen]
+        if not batch:
+            return rows, stage + 1
+    raise AssertionError("the search did not end")
 
 
-def test_non_monotone_failure_above_is_reported_not_hidden():
-    table = [(4, 0, 0.1), (4, 1, 0.1), (8, 0, 1.0), (8, 1, 1.0), (16, 0, 0.008), (16, 1, 1.0), (32, 0, 1.0),
-             (32, 1, 1.0)]
-    est = extract_threshold(table, 0.99)
-    # The shared rule: d* is where every larger d works too (32); the first success (8) is reported beside it.
-    assert est.d_star == 32 and est.first_success == 8 and est.status == "bracketed"
-    assert est.non_monotone and est.failed_above == (16,)
+def _step(d_star: Callable[[str, int, int, int], int]) -> Planted:
+    """Every seed succeeds exactly from ``d_star(cond, N, K, steps)`` on."""
+    return lambda c, n, k, d, steps, lr, s: 1.0 if d >= d_star(c, n, k, steps) else 0.5
 
 
-def test_no_success_gives_none_and_grid_min_is_flagged():
-    est = extract_threshold([(4, 0, 0.5), (8, 0, 0.9)], 0.99)
-    assert est.d_star is None and not est.at_grid_min and not est.non_monotone and est.status == "censored_high"
-    est = extract_threshold([(4, 0, 1.0), (8, 0, 0.5)], 0.99)  # works only below a failure: above the range
-    assert est.d_star is None and est.first_success == 4 and est.non_monotone
-    est = extract_threshold([(4, 0, 1.0), (8, 0, 1.0)], 0.99)
-    assert est.d_star == 4 and est.at_grid_min
-    assert extract_threshold([], 0.99).d_star is None
+def _small(**kw) -> ThresholdConfig:
+    base = dict(scale="quick", n_subjects=(8, 16, 32, 64, 128), n_relations=(2, 4), seeds=(0, 1, 2),
+                budgets=(100, 200), n_bootstrap=100,
+                recipe=threshold.Recipe(steps=100, lr=3e-2, eval_every=50, target_accuracy=0.99))
+    base.update(kw)
+    return ThresholdConfig(**base)
 
 
-def test_repeated_seed_raises():
-    with pytest.raises(ValueError, match=r"\(4, 0\)"):
-        extract_threshold([(4, 0, 1.0), (4, 0, 0.5)], 0.99)
+def _by_cell(res) -> dict:
+    return {(e["condition"], e["n_subjects"], e["n_relations"]): e for es in res.d_star_by_condition.values()
+            for e in es}
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([2, 3, 4, 6, 8, 12, 16]), st.floats(0, 1)), min_size=1, max_size=7,
-                unique_by=lambda t: t[0]),
-       st.integers(1, 3), st.randoms(use_true_random=False))
-def test_threshold_properties(curve, n_seeds, rnd):
-    """d* is the start of the working suffix, the first success no larger, and row order does not matter."""
-    table = [(d, s, min(1.0, max(0.0, acc + 0.01 * s))) for d, acc in curve for s in range(n_seeds)]
-    est = extract_threshold(table, 0.99)
-    shuffled = list(table)
-    rnd.shuffle(shuffled)
-    assert extract_threshold(shuffled, 0.99) == est
-    by_d = {d: [a for dd, _, a in table if dd == d] for d, _ in curve}
-    ok = {d: majority_success(accs, 0.99) for d, accs in by_d.items()}
-    first = min((d for d in ok if ok[d]), default=None)
-    assert est.first_success == first
-    if est.d_star is None:
-        assert not ok[max(ok)]
+def test_the_search_finds_a_planted_threshold_exactly_from_a_start_that_ignores_it(tmp_path):
+    cfg = _small(n_subjects=(8, 32, 128))
+    planted = {(c, n, k): 3 + (5 if c == "ln_frozen" else 2) * k * round(math.log2(n)) // 2
+               for c in cfg.conditions for n in cfg.n_subjects for k in cfg.n_relations}
+    rows, stages = _drive(cfg, _step(lambda c, n, k, steps: planted[(c, n, k)]))
+    res = threshold.analyze(cfg, rows, tmp_path)
+    for key, e in _by_cell(res).items():
+        assert e["d_star"] == planted[key] and e["status"] == "bracketed"
+        assert e["converged"] is True and e["violations"] == []
+        assert e["d_star_ci95"] == [planted[key], planted[key]]  # every seed agrees: a point interval
+        assert e["retested"] == [planted[key] + 1, planted[key] + 2]
+        assert [s for s, _, _ in e["d_star_by_budget"]] == [100, 200]
+    assert res.coverage["ln_frozen"]["bracketed_and_converged"] == len(cfg.n_subjects) * len(cfg.n_relations)
+    # The first stage is the same start for every cell, whatever the planted answer.
+    assert {r.model.d_model for r in threshold.runs(cfg)} == {cfg.search_start}
+
+
+def test_unbracketed_cells_are_reported_with_their_reason(tmp_path):
+    cfg = _small(n_subjects=(8, 16, 32), n_relations=(2,), search_max=40, d_min=2, conditions=("ln_frozen",))
+    d_star = {8: 1, 16: 1000, 32: 7}  # below the range, above it, inside it
+    res = threshold.analyze(cfg, _drive(cfg, _step(lambda c, n, k, steps: d_star[n]))[0], tmp_path)
+    cells = _by_cell(res)
+    low, high, ok = cells[("ln_frozen", 8, 2)], cells[("ln_frozen", 16, 2)], cells[("ln_frozen", 32, 2)]
+    assert low["status"] == "censored_low" and low["d_star"] == 2 and "range" in low["unbracketed_reason"]
+    assert high["status"] == "censored_high" and high["d_star"] is None and "range" in high["unbracketed_reason"]
+    assert ok["status"] == "bracketed" and ok["d_star"] == 7 and ok["unbracketed_reason"] is None
+    assert res.coverage["ln_frozen"] == {"cells": 3, "bracketed": 1, "converged": 3, "bracketed_and_converged": 1}
+    assert sum("range" in n for n in res.notes) == 2
+    assert res.laws["ln_frozen"]["2"]["b"] is None  # one bracketed cell: no law is fitted
+
+
+def test_a_budget_that_still_moves_d_star_is_reported_not_converged(tmp_path):
+    cfg = _small(n_subjects=(16, 32), n_relations=(2,), conditions=("ln_learned",))
+    # d* halves when the budget doubles: never converged within the ladder.
+    res = threshold.analyze(cfg, _drive(cfg, _step(lambda c, n, k, steps: 24 * 100 // steps + n // 16))[0], tmp_path)
+    for e in res.d_star_by_condition["ln_learned"]:
+        assert e["converged"] is False and "budget" in e["unbracketed_reason"]
+        assert [d for _, d, _ in e["d_star_by_budget"]] == [24 + e["n_subjects"] // 16, 12 + e["n_subjects"] // 16]
+    assert res.coverage["ln_learned"]["bracketed_and_converged"] == 0
+    assert res.budget_effect["ln_learned"]["median_ratio"] < 0.6
+
+
+def test_a_width_failing_above_the_bracket_is_found_by_the_retest(tmp_path):
+    cfg = _small(n_subjects=(16,), n_relations=(2,), conditions=("ln_frozen",))
+    # Works from 10 on, except at 11 (just above the bracket): bisection alone would never see it.
+    res = threshold.analyze(cfg, _drive(cfg, lambda c, n, k, d, steps, lr, s: 1.0 if d >= 10 and d != 11
+                                        else 0.5)[0], tmp_path)
+    e = res.d_star_by_condition["ln_frozen"][0]
+    assert e["first_success"] == 10 and e["violations"] == [11] and e["d_star"] == 12
+    assert any("not monotone" in n for n in res.notes)
+
+
+def test_seed_disagreement_gives_a_bootstrap_interval():
+    stage = threshold.Stage(steps=100, tried={6: False, 7: True, 8: True}, accuracy={
+        6: (0.5, 0.5, 1.0), 7: (1.0, 1.0, 0.5), 8: (1.0, 1.0, 1.0)}, d_star=7, status="bracketed",
+        first_success=7, failed_above=())
+    reps = threshold.bootstrap_d_star(stage, 3, 0.99, 400, np.random.default_rng(0))
+    assert set(np.unique(reps[np.isfinite(reps)])) <= {7.0, 8.0}
+    lo, hi = threshold.interval(reps)
+    assert lo == 7.0 and hi == 8.0
+    assert (reps == 8.0).mean() > 0.1  # two draws of seed 2: 6 works, 7 fails, so the rule moves d* to 8
+
+
+@pytest.mark.parametrize("law", ["log", "power"])
+def test_the_law_comparison_picks_the_planted_law(law):
+    rng = np.random.default_rng(1)
+    ns = [8, 16, 32, 64, 128, 256, 512, 1024]
+    true = {"log": lambda n: 2.0 + 6.0 * math.log2(n), "power": lambda n: 1.5 * n ** 0.6}[law]
+    cells = []
+    for n in ns:
+        reps = np.array([max(1.0, round(true(n) * (1 + 0.03 * rng.standard_normal()))) for _ in range(200)])
+        cells.append((n, round(true(n)), reps))
+    out = threshold.law_comparison(cells)
+    if law == "log":
+        assert out["log_wins_fraction"] >= 0.95 and out["b_ci95"][0] > 4
     else:
-        assert all(ok[d] for d in ok if d >= est.d_star)
-        assert est.d_star == min(ok) or not ok[max(d for d in ok if d < est.d_star)]
-        assert first <= est.d_star
-    if first is not None:
-        assert set(est.failed_above) == {d for d in ok if d > first and not ok[d]}
+        assert out["log_wins_fraction"] <= 0.05 and 0.5 < out["beta_ci95"][0] < out["beta_ci95"][1] < 0.7
+    assert out["n_bracketed"] == len(ns) and out["n_boot"] == 200
 
 
-# ---------------------------------------------------------------------------------------------------
-# Fits
-
-
-def test_fit_recovers_an_exact_line():
-    fit = fit_line([1, 2, 3, 4], [3.5, 6.0, 8.5, 11.0])
-    assert fit["slope"] == pytest.approx(2.5) and fit["intercept"] == pytest.approx(1.0)
-    assert fit["r2"] == pytest.approx(1.0) and fit["n_points"] == 4
-
-
-def test_fit_edge_cases():
-    assert fit_line([1.0], [2.0]) is None
-    assert fit_line([3, 3, 3], [1, 2, 3]) is None  # no spread in x
-    assert fit_line([1, 2, 3], [5, 5, 5])["r2"] is None  # nothing to explain
-    with pytest.raises(ValueError, match="same length"):
-        fit_line([1, 2], [1])
-
-
-def test_fit_r2_is_between_0_and_1_on_noisy_data():
-    rng = random.Random(0)
-    x = [float(i) for i in range(20)]
-    y = [0.5 * v + rng.gauss(0, 2) for v in x]
-    fit = fit_line(x, y)
-    assert 0 <= fit["r2"] <= 1
-    assert fit["slope"] == pytest.approx(0.5, abs=0.25)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Configs, grids and runs
+def test_the_collapse_pairs_cells_of_equal_k_log2_n():
+    es = [{"n_subjects": n, "n_relations": k, "k_log2_n": k * math.log2(n), "d_star": d, "status": "bracketed"}
+          for n, k, d in [(64, 2, 12), (8, 4, 12), (64, 4, 20), (8, 8, 30), (32, 2, 9)]]
+    reps = {(e["n_subjects"], e["n_relations"]): np.full(10, float(e["d_star"])) for e in es}
+    pairs = threshold.collapse_pairs(es, reps)
+    assert sorted((p["k_log2_n"], p["ratio"]) for p in pairs) == [(12.0, 1.0), (24.0, pytest.approx(20 / 30))]
+    assert pairs[0]["ratio_ci95"] is not None
 
 
 @pytest.mark.parametrize("scale", ["smoke", "quick", "paper"])
-def test_scales_are_valid_and_quick_paper_span_the_issue_grid(scale):
+def test_scales_are_valid_and_span_the_issue_grid(scale):
     cfg = threshold.config(scale)
-    assert cfg.scale == scale
+    assert cfg.scale == scale and capacity.config(scale) == cfg
+    assert set(threshold.PRIMARY_CONDITIONS) <= set(cfg.conditions)
     if scale != "smoke":
-        span = max(cfg.n_subjects) / min(cfg.n_subjects)
-        assert span >= (8 if scale == "quick" else 64)
-        assert len(cfg.n_relations) >= 3 and len(cfg.seeds) >= 2
-        assert set(cfg.conditions) == set(CONDITIONS)
-    assert capacity.config(scale) == cfg
+        assert max(cfg.n_subjects) / min(cfg.n_subjects) >= (16 if scale == "quick" else 64)
+        assert set(cfg.n_relations) >= {2, 4, 8} and len(cfg.seeds) >= 3
+        assert len(cfg.budgets) >= 2 and cfg.sensitivity_cells and len(cfg.sensitivity_lrs) >= 2
 
 
 def test_bad_config_values_raise_naming_them():
@@ -143,153 +173,59 @@ def test_bad_config_values_raise_naming_them():
         threshold.config("huge")
     with pytest.raises(ValueError, match="n_subjects"):
         dataclasses.replace(base, n_subjects=(1, 8))
-    with pytest.raises(ValueError, match="ln_learned"):
-        dataclasses.replace(base, conditions=("ln_frozen",))
     with pytest.raises(ValueError, match="conditions"):
         dataclasses.replace(base, conditions=("ln_learned", "bogus"))
-    with pytest.raises(ValueError, match="d_window"):
-        dataclasses.replace(base, d_window=(0.5, -1.0))
-    with pytest.raises(ValueError, match="noln_frozen"):
-        dataclasses.replace(base, d_centers=base.d_centers[:3])
-    with pytest.raises(ValueError, match="d_centers"):
-        dataclasses.replace(base, d_centers=((),))
-    with pytest.raises(ValueError, match="d_centers"):
-        dataclasses.replace(base, d_centers=(("ln_learned", -1.0, 0.2),))
+    with pytest.raises(ValueError, match="twice"):
+        dataclasses.replace(base, budgets=(60, 100))
+    with pytest.raises(ValueError, match="first budget"):
+        dataclasses.replace(base, budgets=(30, 60))
+    with pytest.raises(ValueError, match="sensitivity_cells"):
+        dataclasses.replace(base, sensitivity_cells=((999, 2),), sensitivity_lrs=(1e-2,))
+    with pytest.raises(ValueError, match="search_start"):
+        dataclasses.replace(base, search_start=10_000)
     with pytest.raises(ValueError, match="lr"):
         dataclasses.replace(base, recipe=dataclasses.replace(base.recipe, lr=0.0))
-    with pytest.raises(ValueError, match="'tied'"):
-        d_grid(base, 16, 2, "tied")
 
 
-def test_d_grid_is_a_window_around_a_centre_growing_with_k_log2_n():
-    cfg = threshold.config("quick")
-    for cond in cfg.conditions:
-        a, b = {c[0]: c[1:] for c in cfg.d_centers}[cond]
-        for n in cfg.n_subjects:
-            for k in cfg.n_relations:
-                grid = d_grid(cfg, n, k, cond)
-                assert grid == sorted(set(grid)) and min(grid) >= cfg.d_min and len(grid) >= 4
-                center = a + b * k * math.log2(n)
-                assert threshold.d_center(cfg, n, k, cond) == pytest.approx(center)
-                assert max(grid) == math.floor(max(cfg.d_window) * center + 0.5)
-                assert min(grid) <= center <= max(grid)
-        assert max(d_grid(cfg, 128, 8, cond)) > 2 * max(d_grid(cfg, 16, 2, cond))
+def test_sensitivity_searches_start_from_d_star_at_the_final_budget(tmp_path):
+    cfg = _small(n_subjects=(16, 32), n_relations=(2,), conditions=("ln_frozen",), sensitivity_cells=((32, 2),),
+                 sensitivity_lrs=(1e-2, 1e-1))
+    # A lower learning rate needs twice the width, a higher one the same.
+    res = threshold.analyze(cfg, _drive(cfg, lambda c, n, k, d, steps, lr, s: 1.0 if d >= n // 2 * (
+        2 if lr < 2e-2 else 1) else 0.5)[0], tmp_path)
+    sens = {s["lr"]: s for s in res.sensitivity}
+    assert sens[1e-2]["d_star"] == 32 and sens[1e-2]["ratio"] == 2.0
+    assert sens[1e-1]["d_star"] == 16 and sens[1e-1]["ratio"] == 1.0
+    assert all(s["steps"] == 200 and s["d_star_at_recipe_lr"] == 16 for s in res.sensitivity)
 
 
-def test_runs_cover_the_grid_one_seed_each_and_seeds_share_an_ensemble():
-    cfg = threshold.config("quick")
-    rs = threshold.runs(cfg)
-    expected = sum(len(d_grid(cfg, n, k, c)) for n in cfg.n_subjects for k in cfg.n_relations
-                   for c in cfg.conditions) * len(cfg.seeds)
-    assert len(rs) == expected == len({r.config_hash() for r in rs})
-    assert all(len(r.seeds) == 1 for r in rs)
-    assert len(group_runs(rs, 64)) == expected // len(cfg.seeds)
-    for r in rs:
-        m = r.model
-        assert m.n_layers == 1 and m.d_mlp == cfg.mlp_ratio * m.d_model
-        assert r.train.steps == cfg.steps and r.train.target_accuracy == cfg.recipe.target_accuracy
-        assert m.init_std == m.unembed_init_std == pytest.approx(m.d_model ** -0.5)  # both readouts start alike
-    by_cond = Counter(threshold.condition_of(r.model.layernorm, r.model.frozen_unembedding) for r in rs)
-    assert set(by_cond) == set(cfg.conditions)
-    for cond, count in by_cond.items():
-        cells = sum(len(d_grid(cfg, n, k, cond)) for n in cfg.n_subjects for k in cfg.n_relations)
-        assert count == cells * len(cfg.seeds)
-    a, b = rs[0], rs[1]
-    assert a.seeds != b.seeds and shape_key(a) == shape_key(b)
-
-
-def test_capacity_trains_exactly_the_threshold_runs():
-    cfg = threshold.config("quick")
+def test_capacity_is_a_derived_view_of_the_threshold(tmp_path):
+    cfg = _small(n_subjects=(8, 16, 32), n_relations=(2,))
+    rows, _ = _drive(cfg, _step(lambda c, n, k, steps: 3 + n // 4))
     assert [r.config_hash() for r in capacity.runs(cfg)] == [r.config_hash() for r in threshold.runs(cfg)]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Analysis of (synthetic) store rows
-
-
-def _fake_rows(cfg: ThresholdConfig, succeed_from: float):
-    """Rows as the store gives them: a seed succeeds when d >= succeed_from * K log2 N."""
-    rows = []
-    for r in threshold.runs(cfg):
-        n, k, d = r.task.n_subjects, r.task.n_relations, r.model.d_model
-        ok = d >= succeed_from * k * math.log2(n)
-        emb = (n + k) * d
-        unemb = d * (n + k) + (n + k)
-        rows.append({"hash": r.config_hash(), "status": "done", "error": None, "run_dir": "x",
-                     "config.task.n_subjects": n, "config.task.n_relations": k, "config.model.d_model": d,
-                     "config.model.layernorm": r.model.layernorm,
-                     "config.model.frozen_unembedding": r.model.frozen_unembedding, "config.seeds": list(r.seeds),
-                     "result.accuracy": [1.0 if ok else 0.5], "result.steps": [50 if ok else r.train.steps],
-                     "result.stop_reason": ["target" if ok else "budget"],
-                     "result.n_params.total": emb + unemb + 1000, "result.n_params.embedding": emb,
-                     "result.n_params.unembedding": unemb})
-    return rows
-
-
-def test_analysis_reports_d_star_per_cell_and_null_when_none_worked(tmp_path):
-    cfg = threshold.config("smoke")
-    rows = _fake_rows(cfg, succeed_from=1.0)  # smoke grids are 0.5 and 1.5 x d_hat >= K log2 N: d* = the top
-    res = threshold.analyze(cfg, rows, tmp_path)
-    assert res.primary_condition == "ln_learned" and res.step_budget == cfg.steps
-    assert [(e["n_subjects"], e["n_relations"]) for e in res.d_star] == [(8, 2), (16, 2)]
-    for e in res.d_star:
-        assert {"n_subjects", "n_relations", "d_star"} <= set(e)
-        assert e["d_star"] == max(d_grid(cfg, e["n_subjects"], e["n_relations"], "ln_learned"))
-        assert e["selector_d"] == construction_cost("selector", e["n_subjects"], 2, 1).d_model
-    assert set(res.d_star_by_condition) == set(cfg.conditions)
-    fit = res.fits["ln_learned"]["vs_k_log2_n"]
-    assert fit["n_points"] == 2 and fit["r2"] == pytest.approx(1.0)
-    # Nothing succeeds: every d* is null and a note says so.
-    res = threshold.analyze(cfg, _fake_rows(cfg, succeed_from=99.0), tmp_path)
-    assert all(e["d_star"] is None for es in res.d_star_by_condition.values() for e in es)
-    assert res.fits["ln_learned"]["vs_k_log2_n"] is None and res.notes
-
-
-def test_failed_runs_are_counted_and_missing_from_the_curve(tmp_path):
-    cfg = threshold.config("smoke")
-    rows = _fake_rows(cfg, succeed_from=1.0)
-    rows[0] = {k: v for k, v in rows[0].items() if not k.startswith("result.")} | {"status": "failed",
-                                                                                   "error": "boom"}
-    res = threshold.analyze(cfg, rows, tmp_path)
-    assert res.n_failed_runs == 1 and any("boom" in n for n in res.notes)
-    assert sum(len(p["accuracy"]) for p in res.points) == len(rows) - 1
-
-
-def test_capacity_bits_per_parameter_at_d_star(tmp_path):
-    cfg = threshold.config("smoke")
-    res = capacity.analyze(cfg, _fake_rows(cfg, succeed_from=0.3), tmp_path)
-    assert len(res.entries) == len(cfg.conditions) * len(cfg.n_subjects) * len(cfg.n_relations)
+    assert capacity.next_runs(cfg, rows, None) == [] == threshold.next_runs(cfg, rows, None)
+    res = capacity.analyze(cfg, rows, tmp_path)
+    assert len(res.entries) == len(cfg.conditions) * 3
     for e in res.entries:
-        assert e["d_star"] is not None
         info = information_bits(e["n_subjects"], e["n_relations"])
-        assert e["information_bits"] == pytest.approx(info)
+        assert e["d_star"] == 3 + e["n_subjects"] // 4
         assert e["bits_per_param_total"] == pytest.approx(info / e["params_total"])
-        assert e["bits_per_param_embedding"] == pytest.approx(info / e["params_embedding"])
         assert e["bits_per_param_embedding"] > e["bits_per_param_total"]
+        assert e["params_over_bound_1bit"] == pytest.approx(e["params_trainable"] / info)
+        assert e["params_over_bound_32bit"] == pytest.approx(32 * e["params_trainable"] / info)
         frozen = CONDITIONS[e["condition"]][1] == "frozen"
         assert (e["params_trainable"] < e["params_total"]) == frozen
-    none = capacity.analyze(cfg, _fake_rows(cfg, succeed_from=99.0), tmp_path)
-    assert all(e["bits_per_param_total"] is None and e["params_total"] is None for e in none.entries)
     assert capacity.bits_per_param(10.0, None) is None
     with pytest.raises(ValueError, match="-3"):
         capacity.bits_per_param(10.0, -3)
     assert "lm_bits_per_param" not in capacity.PROVENANCE.paper_reported  # another paper's number, not this one's
-    assert capacity.EXTERNAL_REFERENCE["lm_bits_per_param"] == 2.0
 
 
-def test_rows_written_under_the_other_experiment_are_found_by_hash(tmp_path):
-    """capacity and threshold share runs; a row carries the sweep name that wrote it last."""
-    cfg = threshold.config("smoke")
-    rows = _fake_rows(cfg, succeed_from=1.0)
-    with ResultStore(tmp_path / STORE_NAME) as store:
-        for r, run in zip(rows, threshold.runs(cfg), strict=True):
-            store.put(hash=r["hash"], experiment="capacity-smoke", status="done", config=run.to_dict(),
-                      result={"accuracy": r["result.accuracy"], "steps": r["result.steps"],
-                              "stop_reason": r["result.stop_reason"],
-                              "n_params": {"total": r["result.n_params.total"],
-                                           "embedding": r["result.n_params.embedding"],
-                                           "unembedding": r["result.n_params.unembedding"]}},
-                      run_dir="capacity-smoke/x")
-    full = threshold.analyze(cfg, rows, tmp_path)
-    found = threshold.analyze(cfg, rows[:3], tmp_path)  # the driver handed only 3 rows
-    assert found.d_star_by_condition == full.d_star_by_condition
+def test_failed_runs_count_as_misses_and_are_noted(tmp_path):
+    cfg = _small(n_subjects=(16,), n_relations=(2,), conditions=("ln_frozen",))
+    rows, _ = _drive(cfg, _step(lambda c, n, k, steps: 9))
+    bad = next(i for i, r in enumerate(rows) if r["result.accuracy"] == [1.0])
+    rows[bad] = {k: v for k, v in rows[bad].items() if not k.startswith("result.")} | {"status": "failed",
+                                                                                       "error": "boom"}
+    res = threshold.analyze(cfg, rows, tmp_path)
+    assert res.n_failed_runs == 1 and any("boom" in n for n in res.notes)

@@ -1,34 +1,28 @@
-"""Slow tier: the threshold experiment's recipe on two real cells of its quick grid (a minute or two on a CPU)."""
-
-import dataclasses
+"""Slow tier: the threshold experiment's search and recipe on two real cells of its quick grid (minutes on a CPU)."""
 
 import pytest
 
 from georecall.experiments import capacity, threshold
-from georecall.results.store import ResultStore
-from georecall.training.sweep import STORE_NAME, run_sweep
+from georecall.experiments.base import run_experiment
 
 
 @pytest.mark.slow
 def test_threshold_grows_with_k_and_a_frozen_readout_needs_more(tmp_path):
-    quick = threshold.config("quick")
-    cfg = dataclasses.replace(quick, n_subjects=(32,), n_relations=(2, 8), conditions=("ln_learned", "ln_frozen"),
-                              recipe=dataclasses.replace(quick.recipe, device="cpu"))
-    report = run_sweep(threshold.runs(cfg), tmp_path, experiment="t")
-    assert report.failed == 0
-    with ResultStore(tmp_path / STORE_NAME) as store:
-        rows = store.table("t", status=None)
-    res = threshold.analyze(cfg, rows, tmp_path)
+    done = run_experiment(threshold, "quick", tmp_path, overrides=[
+        "sensitivity_cells=[]", "sensitivity_lrs=[]", "n_subjects=[32]", "n_relations=[2,8]", "n_bootstrap=50"])
+    res = done.result
     d = {(e["condition"], e["n_relations"]): e for es in res.d_star_by_condition.values() for e in es}
-    assert all(e["d_star"] is not None and not e["at_grid_min"] for e in d.values()), d
+    assert all(e["status"] == "bracketed" and e["d_star"] is not None for e in d.values()), d
     assert d[("ln_learned", 8)]["d_star"] > d[("ln_learned", 2)]["d_star"]
     assert d[("ln_frozen", 8)]["d_star"] > d[("ln_frozen", 2)]["d_star"]
     assert d[("ln_frozen", 8)]["d_star"] >= d[("ln_learned", 8)]["d_star"]  # the readout can hold facts
-    # Far below the threshold the majority fails; the thresholds are real, not grid artefacts.
-    below = sorted((p for p in res.points if p["condition"] == "ln_learned" and p["n_relations"] == 8
-                    and p["d_model"] < d[("ln_learned", 8)]["d_star"]), key=lambda p: p["d_model"])
-    assert below and not threshold.majority_success(below[0]["accuracy"], 0.99)  # the smallest tried d fails
-    assert not threshold.majority_success(below[-1]["accuracy"], 0.99)  # and so does the one just below d*
-    cap = capacity.analyze(cfg, rows, tmp_path)
-    for e in cap.entries:
-        assert e["bits_per_param_total"] is not None and 0 < e["bits_per_param_total"] < e["bits_per_param_embedding"]
+    for e in d.values():  # the width just below d* fails at the final budget: a real bracket, by the rule
+        final = e["stages"][-1]
+        tried = dict((w, ok) for w, ok in final["tried"])
+        assert tried[e["d_star"] - 1] is False and tried[e["d_star"]] is True
+        assert e["d_star_ci95"][0] <= e["d_star"] <= e["d_star_ci95"][1]
+    cap = run_experiment(capacity, "quick", tmp_path, overrides=[
+        "sensitivity_cells=[]", "sensitivity_lrs=[]", "n_subjects=[32]", "n_relations=[2,8]", "n_bootstrap=50"])
+    assert cap.envelope["meta"]["sweep"]["trained"] == 0  # the threshold's runs, found done
+    for e in cap.result.entries:
+        assert 0 < e["bits_per_param_total"] < e["bits_per_param_embedding"]

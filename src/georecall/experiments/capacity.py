@@ -11,13 +11,15 @@ reports no bits-per-parameter figure. The ~2 bits per parameter reported for lan
 another paper (Allen-Zhu & Li, "Physics of Language Models: Part 3.3") is drawn as an external
 reference (:data:`EXTERNAL_REFERENCE`), never under ``paper_reported``.
 
-Runs: exactly the threshold experiment's runs of the same scale (:func:`runs` returns
-``threshold.runs``: the same configs, the same hashes); the analysis reuses threshold's code, and
-finds a run's row by its hash whichever of the two experiments trained it
-(:func:`georecall.experiments.threshold.complete_rows`). Note: the driver (``run_sweep``) decides
-what is done by the run directory ``<sweep name>/<hash>``, and the sweep name is per experiment, so
-at present ``georecall run capacity`` trains these runs again in its own folder even after
-``threshold`` ran. Scales are threshold's scales (see that module).
+Beside each trained model stands the bound's minimum (Theorem 4.2 at k = 1, docs/theory.md §6.4): every
+model that stores the world holds at least ``K log2 N!`` fact-dependent bits, so at b bits per parameter
+it needs at least ``K log2 N! / b`` parameters: a ceiling of b bits per parameter whatever the model.
+We report the trained model's parameters over that minimum at b = 1 (the constructions' content
+convention) and b = 32 (float32): how far above the bound gradient descent lands.
+
+Runs: exactly the threshold experiment's search (:func:`runs` and :func:`next_runs` are threshold's: the
+same configs, the same hashes), so after ``threshold`` ran every run is found done and costs nothing.
+Scales are threshold's scales (see that module).
 """
 
 from __future__ import annotations
@@ -63,8 +65,17 @@ def config(scale: str) -> ThresholdConfig:
 
 
 def runs(cfg: ThresholdConfig) -> list[RunConfig]:
-    """Exactly the threshold runs of this config."""
+    """Exactly the threshold's first stage."""
     return threshold.runs(cfg)
+
+
+def next_runs(cfg: ThresholdConfig, rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[RunConfig]:
+    """Exactly the threshold's next stage."""
+    return threshold.next_runs(cfg, rows, out_dir)
+
+
+#: Bits per parameter at which the bound's minimum parameter count is stated (1: content bits; 32: float32).
+BOUND_PRECISIONS: tuple[int, ...] = (1, 32)
 
 
 def bits_per_param(information: float, params: int | None) -> float | None:
@@ -84,7 +95,7 @@ def capacity_entries(threshold_entries: Sequence[Mapping[str, Any]]) -> list[dic
         sel = construction_cost("selector", n, k, 1)
         out.append({
             "condition": e["condition"], "n_subjects": n, "n_relations": k, "n_facts": n * k,
-            "information_bits": info, "d_star": e["d_star"], "at_grid_min": e["at_grid_min"],
+            "information_bits": info, "d_star": e["d_star"],
             "params_total": e["n_params_total"], "params_trainable": e["n_params_trainable"],
             "params_embedding": e["n_params_embedding"],
             "bits_per_param_total": bits_per_param(info, e["n_params_total"]),
@@ -92,6 +103,9 @@ def capacity_entries(threshold_entries: Sequence[Mapping[str, Any]]) -> list[dic
             "bits_per_param_embedding": bits_per_param(info, e["n_params_embedding"]),
             "selector_d": sel.d_model, "selector_params_total": sel.total,
             "selector_bits_per_param": bits_per_param(info, sel.total),
+            **{f"params_over_bound_{b}bit": (None if e["n_params_trainable"] is None
+                                             else e["n_params_trainable"] / (info / b)) for b in BOUND_PRECISIONS},
+            "d_star_ci95": e.get("d_star_ci95"), "converged": e.get("converged"), "status": e.get("status"),
         })
     return out
 
@@ -109,13 +123,14 @@ class CapacityResult:
     """The contract of ``capacity/<scale>/result.json``."""
 
     scale: str  # smoke | quick | paper
-    primary_condition: str  # LayerNorm on, learned untied readout
-    entries: list[dict[str, Any]]  # per (condition, N, K): d*, information_bits = K log2 N!, params (total,
-    #   trainable, embedding W_E) of the smallest successful model, bits_per_param_* (null where no d worked),
-    #   and the selector construction's d, params and bits/param
+    primary_conditions: list[str]  # threshold's: fixed readout, learned readout
+    entries: list[dict[str, Any]]  # per (condition, N, K): d* (null unless bracketed) with its interval,
+    #   information_bits = K log2 N!, params (total, trainable, embedding W_E) of the smallest successful model,
+    #   bits_per_param_*, params_over_bound_{1,32}bit (trainable params over the bound's minimum at b bits per
+    #   parameter), and the selector construction's d, params and bits/param
     summary: dict[str, dict[str, Any]]  # per condition: min/median/max of bits_per_param_total/_embedding
-    recipe: dict[str, Any]  # the threshold recipe (bits/param hold for this recipe and budget)
-    step_budget: int  # steps per run
+    recipe: dict[str, Any]  # the threshold recipe (bits/param hold for this recipe and its budgets)
+    bound_precisions: list[int]  # the b of params_over_bound_{b}bit
     success_rule: str  # how "successful" is decided (threshold's majority rule)
     conditions: dict[str, str]  # condition name -> description
     notes: list[str]  # threshold's notes (edges of the grid, non-monotone curves, failures)
@@ -127,12 +142,15 @@ class CapacityResult:
 def analyze(cfg: ThresholdConfig, rows: list[dict[str, Any]], out_dir: Path) -> CapacityResult:
     """Bits per parameter at the threshold, from threshold's analysis of the same rows."""
     t = threshold.analyze(cfg, rows, out_dir)
-    entries = capacity_entries([e for c in t.d_star_by_condition.values() for e in c])
+    entries = capacity_entries([e if e["status"] == "bracketed" else {**e, "d_star": None, "n_params_total": None,
+                                                                       "n_params_embedding": None,
+                                                                       "n_params_trainable": None}
+                                for c in t.d_star_by_condition.values() for e in c])
     summary = {c: {key: summary_stats([e for e in entries if e["condition"] == c], key)
                    for key in ("bits_per_param_total", "bits_per_param_trainable", "bits_per_param_embedding")}
                for c in t.d_star_by_condition}
-    return CapacityResult(scale=cfg.scale, primary_condition=t.primary_condition, entries=entries, summary=summary,
-                          recipe=t.recipe, step_budget=t.step_budget, success_rule=t.success_rule,
+    return CapacityResult(scale=cfg.scale, primary_conditions=t.primary_conditions, entries=entries, summary=summary,
+                          recipe=t.recipe, bound_precisions=list(BOUND_PRECISIONS), success_rule=t.success_rule,
                           conditions=t.conditions, notes=t.notes)
 
 
@@ -143,7 +161,7 @@ def summarize(result: CapacityResult) -> str:
              f"external reference (another paper, not ours): {EXTERNAL_REFERENCE['lm_bits_per_param']} bits/param "
              "for LMs (Allen-Zhu & Li 2024)",
              f"{'condition':>13} {'N':>5} {'K':>3} {'bits':>9} {'d*':>4} {'params':>8} {'b/p all':>8} "
-             f"{'b/p train':>9} {'b/p W_E':>8} {'b/p sel':>8}"]
+             f"{'b/p train':>9} {'b/p W_E':>8} {'b/p sel':>8} {'P/bound@1b':>10}"]
 
     def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"
@@ -153,7 +171,8 @@ def summarize(result: CapacityResult) -> str:
                      f"{'-' if e['d_star'] is None else e['d_star']:>4} "
                      f"{'-' if e['params_total'] is None else e['params_total']:>8} "
                      f"{fmt(e['bits_per_param_total']):>8} {fmt(e['bits_per_param_trainable']):>9} "
-                     f"{fmt(e['bits_per_param_embedding']):>8} {fmt(e['selector_bits_per_param']):>8}")
+                     f"{fmt(e['bits_per_param_embedding']):>8} {fmt(e['selector_bits_per_param']):>8} "
+                     f"{fmt(e['params_over_bound_1bit']):>10}")
     return "\n".join(lines)
 
 

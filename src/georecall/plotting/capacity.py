@@ -30,10 +30,10 @@ FIGURE = "bits_per_param"
 LM_BITS_PER_PARAM = 2.0
 LM_BITS_PER_PARAM_SOURCE = "Allen-Zhu & Li 2024, Physics of Language Models 3.3"
 REFERENCE_LABEL = external_label(f"≈{LM_BITS_PER_PARAM:g} bits/param reported for LMs", LM_BITS_PER_PARAM_SOURCE)
-COLUMNS = ("condition", "n_subjects", "n_relations", "n_facts", "information_bits", "d_star", "at_grid_min",
+COLUMNS = ("condition", "n_subjects", "n_relations", "n_facts", "information_bits", "d_star", "status",
            "params_total", "params_trainable", "params_embedding", "bits_per_param_total",
            "bits_per_param_trainable", "bits_per_param_embedding", "selector_d", "selector_params_total",
-           "selector_bits_per_param")
+           "selector_bits_per_param", "params_over_bound_1bit", "params_over_bound_32bit")
 
 
 def plot(payload: Mapping[str, Any], folder: Path) -> list[Path]:
@@ -65,6 +65,8 @@ def plot(payload: Mapping[str, Any], folder: Path) -> list[Path]:
                      label="selector construction (theory; at its own d)")
         any_point = any(e["d_star"] is not None for e in entries)
         facts = [e["n_facts"] for e in entries]
+        ax_all.axhline(1.0, color="purple", ls=":", lw=1,
+                       label="bound (Theorem 4.2, k = 1): at most b bits per parameter at b-bit precision; b = 1 drawn")
         for ax in (ax_all, ax_emb):
             ax.axhline(ref, color="grey", ls="--", lw=1, label=REFERENCE_LABEL)
             if facts:  # the same N·K range on both panels, even where one has no point
@@ -87,6 +89,8 @@ def plot(payload: Mapping[str, Any], folder: Path) -> list[Path]:
                          label="external reference, not this paper: the same LM rate as information = "
                                f"{ref:g} bits × parameters")
         if params:
+            ax_info.plot([lo, hi], [lo, hi], color="purple", ls=":", lw=1,
+                         label="bound at 1 bit per parameter: information = parameters")
             ax_info.set_xscale("log")
             ax_info.set_yscale("log")
         ax_info.set_xlabel("parameters of the model")

@@ -1,38 +1,31 @@
 """Figures of the ``threshold`` experiment, drawn from its payload alone (torch-free).
 
-* ``accuracy_vs_d.png`` / ``.csv``: final accuracy against d, one panel per (condition, K), one line per
-  N (mean over seeds, bars min–max over seeds), the threshold d* of each N dotted.
-* ``d_star_vs_k_log2_n.png`` / ``.csv`` and ``d_star_fits.csv``: d* against K log₂ N with the fits, the
-  selector construction's d = (K+1)⌈log₂ N⌉+K (theory) and the bound's γ (bits, on their own axis);
-  and d* against N per K.
+* ``d_star_vs_n.png`` / ``.csv``: d* against N, one panel per K, both conditions, bars = the seed
+  bootstrap's 95 % interval; the fitted log law ``a + b log₂ N`` and power law ``c N^β`` drawn over the
+  tested N; the selector construction's d = (K+1)⌈log₂ N⌉+K (theory); unbracketed cells as open ▲ (above
+  the range) or ▼ (below it) at the limit.
+* ``d_star_collapse.png``: d*/K against log₂ N, every K on one panel per condition (one curve if
+  d* ∝ K log₂ N), pairs with equal K log₂ N joined.
+* ``d_star_vs_budget.png``: d* against the step budget per cell (the convergence check).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from georecall.plotting.style import (
-    LABELS,
-    SEED_BARS,
-    empty_panel,
-    figure_style,
-    integer_ticks,
-    log2_axis,
-    new_figure,
-    save,
-    seed_spread,
-)
+from georecall.plotting.style import LABELS, empty_panel, figure_style, log2_axis, new_figure, save
 from georecall.plotting.tables import write_csv
 
-ACC_FIGURE = "accuracy_vs_d"
-DSTAR_FIGURE = "d_star_vs_k_log2_n"
-FITS_TABLE = "d_star_fits.csv"
+DSTAR_FIGURE = "d_star_vs_n"
+COLLAPSE_FIGURE = "d_star_collapse"
+BUDGET_FIGURE = "d_star_vs_budget"
 #: Short description of each condition (the payload's ``conditions`` wins where it has one).
 CONDITION_LABELS: dict[str, str] = {
-    "ln_learned": "LayerNorm on, learned readout",
     "ln_frozen": "LayerNorm on, frozen random readout",
+    "ln_learned": "LayerNorm on, learned readout",
     "noln_learned": "LayerNorm off, learned readout",
     "noln_frozen": "LayerNorm off, frozen random readout",
 }
@@ -41,9 +34,8 @@ CONDITION_STYLES: dict[str, tuple[str, str]] = {
     "ln_learned": ("tab:blue", "o"), "ln_frozen": ("tab:orange", "s"),
     "noln_learned": ("tab:green", "^"), "noln_frozen": ("tab:red", "v"),
 }
-#: Accuracies within this of the success level count as reaching it (float rounding of counts).
-ACC_TOL = 1e-9
 SELECTOR_LABEL = "selector construction (theory): d = (K+1)⌈log₂ N⌉+K"
+K_COLOURS = ("tab:purple", "tab:cyan", "tab:olive", "tab:brown", "tab:pink")
 
 
 def condition_label(data: Mapping[str, Any], cond: str) -> str:
@@ -56,25 +48,11 @@ def condition_style(cond: str) -> tuple[str, str]:
     return CONDITION_STYLES.get(cond, ("k", "o"))
 
 
-def majority_success(accuracies: Sequence[float | None], success_accuracy: float) -> bool:
-    """True when a strict majority of the seeds reach ``success_accuracy`` (the experiment's rule)."""
-    if not accuracies:
-        return False
-    hits = sum(1 for a in accuracies if a is not None and a >= success_accuracy - ACC_TOL)
-    return 2 * hits > len(accuracies)
-
-
-def success_level(data: Mapping[str, Any]) -> float:
-    """The accuracy a seed must reach (``recipe.success_accuracy``, else its ``target_accuracy``, else 0.99)."""
-    recipe = data.get("recipe") or {}
-    return float(recipe.get("success_accuracy", recipe.get("target_accuracy", 0.99)))
-
-
 def budget_text(data: Mapping[str, Any]) -> str:
-    """``"<steps> steps, lr <lr>"`` from the payload's step budget and recipe (what d* holds within)."""
+    """``"budgets <b1>, <b2>, ... steps, lr <lr>"`` from the payload's recipe (what d* holds within)."""
     recipe = data.get("recipe") or {}
-    steps = data.get("step_budget", recipe.get("steps"))
-    parts = [] if steps is None else [f"{steps} steps"]
+    budgets = recipe.get("budgets") or ([recipe["steps"]] if recipe.get("steps") is not None else [])
+    parts = [f"budgets {', '.join(str(b) for b in budgets)} steps"] if budgets else []
     if recipe.get("lr") is not None:
         parts.append(f"lr {recipe['lr']:g}")
     return ", ".join(parts) or "recipe not recorded"
@@ -84,157 +62,151 @@ def _conditions(data: Mapping[str, Any]) -> list[str]:
     return list(data["d_star_by_condition"])
 
 
-def plot_accuracy(data: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Accuracy against d: one panel per (condition, K), one line per N (mean over seeds, bars min–max)."""
-    import matplotlib
-
-    points = data["points"]
-    success = success_level(data)
-    conds = _conditions(data) or [data.get("primary_condition", "")]
-    ks = sorted({p["n_relations"] for p in points}) or [0]
-    ns = sorted({p["n_subjects"] for p in points})
-    csv_path = write_csv(folder / f"{ACC_FIGURE}.csv",
-                         ["condition", "n_subjects", "n_relations", "d_model", "seed", "accuracy", "steps",
-                          "stop_reason", "majority_success"],
-                         [(p["condition"], p["n_subjects"], p["n_relations"], p["d_model"], s, a, st, r,
-                           majority_success(p["accuracy"], success))
-                          for p in points
-                          for s, a, st, r in zip(p["seeds"], p["accuracy"], p["steps"], p["stop_reason"],
-                                                 strict=True)])
-    d_star = {(e["condition"], e["n_subjects"], e["n_relations"]): e["d_star"]
-              for c in _conditions(data) for e in data["d_star_by_condition"][c]}
-    cmap = matplotlib.colormaps["viridis"]
-    with figure_style():
-        fig, axes = new_figure(len(conds), len(ks), width=max(7.0, 3.6 * len(ks)), height=0.4 + 2.6 * len(conds))
-        for i, cond in enumerate(conds):
-            for j, k in enumerate(ks):
-                ax = axes[i][j]
-                drawn = False
-                for t, n in enumerate(ns):
-                    color = cmap(t / max(1, len(ns) - 1) * 0.9)
-                    pts = sorted((p for p in points if p["condition"] == cond and p["n_subjects"] == n
-                                  and p["n_relations"] == k and seed_spread(p["accuracy"]) is not None),
-                                 key=lambda p: p["d_model"])
-                    if not pts:
-                        continue
-                    drawn = True
-                    spreads = [seed_spread(p["accuracy"]) for p in pts]
-                    ax.errorbar([p["d_model"] for p in pts], [s[0] for s in spreads],
-                                yerr=[[s[0] - s[1] for s in spreads], [s[2] - s[0] for s in spreads]],
-                                marker="o", ms=3, lw=1.2, color=color, label=f"N = {n}")
-                    ds_star = d_star.get((cond, n, k))
-                    if ds_star is not None:
-                        ax.axvline(ds_star, color=color, ls=":", lw=1)
-                ax.axhline(success, color="grey", ls="--", lw=0.8)
-                if drawn:
-                    ax.set_xscale("log", base=2)
-                    integer_ticks(ax, "x", [p["d_model"] for p in points if p["condition"] == cond
-                                            and p["n_relations"] == k and seed_spread(p["accuracy"]) is not None])
-                else:
-                    empty_panel(ax, "no finished run")
-                ax.set_ylim(-0.02, 1.02)
-                ax.set_title(f"{condition_label(data, cond)}, K = {k}")
-                ax.set_xlabel(LABELS["d_model"])
-                ax.set_ylabel("final accuracy")
-                if i == 0 and j == 0 and ax.get_legend_handles_labels()[0]:
-                    ax.legend(title=f"{SEED_BARS}\ndotted: d* of that N; dashed: success level", title_fontsize=6,
-                              loc="lower right")
-        fig.suptitle(f"Threshold ({data['scale']}): accuracy against d; {budget_text(data)}; "
-                     f"success = accuracy ≥ {success:g}")
-        png = save(fig, folder / f"{ACC_FIGURE}.png")
-    return [png, csv_path]
+def _ks(data: Mapping[str, Any]) -> list[int]:
+    return sorted({e["n_relations"] for es in data["d_star_by_condition"].values() for e in es})
 
 
-def _fit_rows(data: Mapping[str, Any]) -> list[list[Any]]:
-    rows = []
-    for cond, f in data["fits"].items():
-        for name in ("vs_k_log2_n", "vs_n"):
-            fit = f[name]
-            rows.append([cond, name, ""] + ([None] * 4 if fit is None else
-                                            [fit["slope"], fit["intercept"], fit["r2"], fit["n_points"]]))
-        for k, fit in f["vs_n_by_k"].items():
-            rows.append([cond, "vs_n", k] + ([None] * 4 if fit is None else
-                                             [fit["slope"], fit["intercept"], fit["r2"], fit["n_points"]]))
-    return rows
+def _grid(lo: float, hi: float, n: int = 50) -> list[float]:
+    return [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)] if hi > lo else [lo]
 
 
 def plot_d_star(data: Mapping[str, Any], folder: Path) -> list[Path]:
-    """d* against K log₂ N (fits, the selector construction's d, the bound's γ in bits) and against N."""
-    conds = _conditions(data)
-    all_entries = [e for c in conds for e in data["d_star_by_condition"][c]]
+    """d* against N per K, with intervals, both laws over the tested N and the selector construction."""
+    conds, ks = _conditions(data), _ks(data)
+    rows = [(c, e["n_subjects"], e["n_relations"], e["d_star"], *(e["d_star_ci95"] or (None, None)), e["status"],
+             e["converged"], e["final_steps"], e["selector_d"], e["gamma_global"])
+            for c in conds for e in data["d_star_by_condition"][c]]
     csv_path = write_csv(folder / f"{DSTAR_FIGURE}.csv",
-                         ["condition", "n_subjects", "n_relations", "k_log2_n", "d_star", "at_grid_min",
-                          "non_monotone", "d_tested_max", "selector_d", "gamma_global_bits", "gamma_local_bits"],
-                         [(e["condition"], e["n_subjects"], e["n_relations"], e["k_log2_n"], e["d_star"],
-                           e["at_grid_min"], e["non_monotone"], max(e["d_tested"], default=None), e["selector_d"],
-                           e["gamma_global"], e["gamma_local"]) for e in all_entries])
-    fits_path = write_csv(folder / FITS_TABLE, ["condition", "fit", "n_relations", "slope", "intercept", "r2",
-                                                "n_points"], _fit_rows(data))
-    cells = sorted({(e["n_subjects"], e["n_relations"]): e for e in all_entries}.values(),
-                   key=lambda e: e["k_log2_n"])
-    xs = [e["k_log2_n"] for e in cells]
-    all_k = sorted({e["n_relations"] for e in all_entries})
-    k_styles = {k: (":", "--", "-", "-.")[idx % 4] if len(all_k) > 1 else "-" for idx, k in enumerate(all_k)}
+                         ["condition", "n_subjects", "n_relations", "d_star", "ci95_lo", "ci95_hi", "status",
+                          "converged", "final_steps", "selector_d", "gamma_global_bits"], rows)
+    lo_d, hi_d = (data.get("search") or {}).get("range", [1, None])
     with figure_style():
-        fig, axes = new_figure(1, 2, width=12.5, height=5.0)
-        ax, ax_n = axes[0]
-        ax.plot(xs, [e["selector_d"] for e in cells], "k+", ms=8, label=SELECTOR_LABEL)
-        ax.plot(xs, xs, color="0.6", lw=0.8, label="d = K log₂ N (numerically γ_L for k = 1)")
-        for cond in conds:
-            color, marker = condition_style(cond)
-            es = data["d_star_by_condition"][cond]
-            ok = [e for e in es if e["d_star"] is not None]
-            ax.plot([e["k_log2_n"] for e in ok], [e["d_star"] for e in ok], marker, color=color, ls="none",
-                    label=f"d*: {condition_label(data, cond)}")
-            none = [e for e in es if e["d_star"] is None]
-            if none:  # censored: no tested d worked, drawn at the largest tested d, open upward triangle
-                ax.plot([e["k_log2_n"] for e in none], [max(e["d_tested"], default=1) for e in none], marker="^",
-                        color=color, ls="none", mfc="none", ms=9)
-            fit = data["fits"][cond]["vs_k_log2_n"]
-            if fit is not None and xs:
-                lo, hi = min(xs), max(xs)
-                r2 = "n/a" if fit["r2"] is None else f"{fit['r2']:.2f}"
-                ax.plot([lo, hi], [fit["slope"] * lo + fit["intercept"], fit["slope"] * hi + fit["intercept"]],
-                        color=color, lw=1, ls="--",
-                        label=f"fit {cond}: d* = {fit['slope']:.2f}·K log₂ N {fit['intercept']:+.1f} (R² {r2})")
-            for k in sorted({e["n_relations"] for e in ok}):
-                sub = sorted((e for e in ok if e["n_relations"] == k), key=lambda e: e["n_subjects"])
-                ax_n.plot([e["n_subjects"] for e in sub], [e["d_star"] for e in sub], marker=marker, color=color,
-                          ls=k_styles[k], lw=1, label=f"d*: {cond}, K = {k}")
-        for k in all_k:  # the theory beside the measurement, per K
-            sub = sorted((e for e in cells if e["n_relations"] == k), key=lambda e: e["n_subjects"])
-            ax_n.plot([e["n_subjects"] for e in sub], [e["selector_d"] for e in sub], "k+", ls=k_styles[k], lw=0.6,
-                      ms=7, alpha=0.6, label=f"selector construction (theory), K = {k}")
-        # The bound's thresholds are bits per subject embedding, not dimensions: a separate, labelled axis.
-        ax2 = ax.twinx()
-        ax2.grid(False)
-        ax2.plot(xs, [e["gamma_global"] for e in cells], "x", color="purple", ms=6, label="bound γ_G (bits)")
-        ax2.plot(xs, [e["gamma_local"] if e["gamma_local"] is not None else float("nan") for e in cells], "1",
-                 color="brown", ms=9, label="bound γ_L = K log₂ N (bits)")
-        ax2.set_ylabel("bound's thresholds γ: bits per subject embedding\n(bits ≠ dimensions: our d are floats)")
-        hi_y = max([*(e["selector_d"] for e in cells), *(max(e["d_tested"], default=0) for e in all_entries), 1])
-        ax.set_ylim(0, hi_y * 1.05)
-        ax2.set_ylim(0, hi_y * 1.05)
-        ax.set_xlabel(LABELS["k_log2_n"])
-        ax.set_ylabel(LABELS["d_model"])
-        ax.set_title("Threshold d* against K log₂ N (open ▲: no tested d worked, drawn at the largest)")
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper left")
-        if ax_n.get_legend_handles_labels()[0]:
-            log2_axis(ax_n, "x")
-            ax_n.legend(fontsize=6, ncol=2, loc="upper left")
-        else:
-            empty_panel(ax_n, "no (N, K) cell")
-        ax_n.set_xlabel(LABELS["n_subjects"])
-        ax_n.set_ylabel("d* (d of the threshold)")
-        ax_n.set_title("d* against N, per K (line style) and condition (colour)")
-        fig.suptitle(f"Threshold ({data['scale']}): {data.get('success_rule', budget_text(data))}", fontsize=7)
+        fig, axes = new_figure(1, max(1, len(ks)), width=4.2 * max(1, len(ks)), height=4.2)
+        for ax, k in zip(axes[0], ks or [None], strict=False):
+            if k is None:
+                empty_panel(ax, "no cell")
+                continue
+            ns_all = sorted({e["n_subjects"] for es in data["d_star_by_condition"].values() for e in es
+                             if e["n_relations"] == k})
+            for cond in conds:
+                color, marker = condition_style(cond)
+                es = sorted((e for e in data["d_star_by_condition"][cond] if e["n_relations"] == k),
+                            key=lambda e: e["n_subjects"])
+                ok = [e for e in es if e["d_star"] is not None and e["status"] == "bracketed"]
+                if ok:
+                    y = [e["d_star"] for e in ok]
+                    ci = [e["d_star_ci95"] or [e["d_star"], e["d_star"]] for e in ok]
+                    ax.errorbar([e["n_subjects"] for e in ok], y,
+                                yerr=[[max(0.0, v - c[0]) for v, c in zip(y, ci, strict=True)],
+                                      [max(0.0, c[1] - v) for v, c in zip(y, ci, strict=True)]],
+                                fmt=marker, color=color, ls="none", label=f"d*: {condition_label(data, cond)}")
+                    unconv = [e for e in ok if e["converged"] is False]
+                    if unconv:
+                        ax.plot([e["n_subjects"] for e in unconv], [e["d_star"] for e in unconv], marker, ms=10,
+                                mfc="none", color=color, ls="none", label=f"{cond}: not converged in budget")
+                for e in es:
+                    if e["status"] == "censored_high" and hi_d:
+                        ax.plot([e["n_subjects"]], [hi_d], "^", mfc="none", color=color, ms=9)
+                    elif e["status"] == "censored_low":
+                        ax.plot([e["n_subjects"]], [lo_d], "v", mfc="none", color=color, ms=9)
+                law = (data.get("laws") or {}).get(cond, {}).get(str(k)) or {}
+                if law.get("b") is not None and len(ns_all) > 1:
+                    xs = _grid(min(ns_all), max(ns_all))
+                    wins = law.get("log_wins_fraction")
+                    wins_txt = "" if wins is None else f", better in {wins:.0%} of replicates"
+                    ax.plot(xs, [law["a"] + law["b"] * math.log2(x) for x in xs], color=color, lw=1, ls="-",
+                            label=f"log law: {law['a']:.1f} + {law['b']:.2f}·log₂ N{wins_txt}")
+                    ax.plot(xs, [law["c"] * x ** law["beta"] for x in xs], color=color, lw=1, ls=":",
+                            label=f"power law: {law['c']:.2f}·N^{law['beta']:.2f}")
+            sel = sorted({(e["n_subjects"], e["selector_d"]) for es in data["d_star_by_condition"].values()
+                          for e in es if e["n_relations"] == k})
+            ax.plot([n for n, _ in sel], [d for _, d in sel], "k+--", lw=0.6, ms=7, label=SELECTOR_LABEL)
+            log2_axis(ax, "x")
+            ax.set_xlabel(LABELS["n_subjects"])
+            ax.set_ylabel("d* (smallest working d)")
+            ax.set_title(f"K = {k}: d* against N (bars: seed-bootstrap 95 % interval)")
+            ax.legend(fontsize=5.5, loc="upper left")
+        fig.suptitle(f"Threshold ({data['scale']}): {data.get('success_rule', '')}; open ▲/▼: not bracketed "
+                     "(above/below the search range)", fontsize=6.5)
         png = save(fig, folder / f"{DSTAR_FIGURE}.png")
-    return [png, csv_path, fits_path]
+    return [png, csv_path]
+
+
+def plot_collapse(data: Mapping[str, Any], folder: Path) -> list[Path]:
+    """d*/K against log₂ N, every K on one panel per condition; equal-K log₂ N pairs joined."""
+    conds, ks = _conditions(data), _ks(data)
+    with figure_style():
+        fig, axes = new_figure(1, max(1, len(conds)), width=4.6 * max(1, len(conds)), height=4.0)
+        for ax, cond in zip(axes[0], conds, strict=False):
+            _, marker = condition_style(cond)
+            drawn = False
+            for i, k in enumerate(ks):
+                es = sorted((e for e in data["d_star_by_condition"][cond] if e["n_relations"] == k
+                             and e["d_star"] is not None and e["status"] == "bracketed"), key=lambda e: e["n_subjects"])
+                if not es:
+                    continue
+                drawn = True
+                x = [math.log2(e["n_subjects"]) for e in es]
+                y = [e["d_star"] / k for e in es]
+                ci = [e["d_star_ci95"] or [e["d_star"], e["d_star"]] for e in es]
+                ax.errorbar(x, y, yerr=[[max(0.0, v - c[0] / k) for v, c in zip(y, ci, strict=True)],
+                                        [max(0.0, c[1] / k - v) for v, c in zip(y, ci, strict=True)]],
+                            fmt=marker + "-", color=K_COLOURS[i % len(K_COLOURS)], lw=0.8, label=f"K = {k}")
+            coll = (data.get("collapse") or {}).get(cond) or {}
+            for p in coll.get("pairs", []):
+                (n1, k1), (n2, k2) = p["cells"]
+                ax.plot([math.log2(n1), math.log2(n2)], [p["d_star"][0] / k1, p["d_star"][1] / k2], "k:", lw=0.8)
+            pooled = coll.get("pooled")
+            if pooled:
+                xs = [math.log2(e["n_subjects"]) for e in data["d_star_by_condition"][cond]]
+                lo, hi = min(xs), max(xs)
+                r2 = "n/a" if pooled["r2"] is None else f"{pooled['r2']:.2f}"
+                line = [pooled["intercept"] + pooled["slope"] * x for x in (lo, hi)]
+                ax.plot([lo, hi], line, color="0.4", lw=1, ls="--", label=f"one line for all K: R² {r2}")
+            if not drawn:
+                empty_panel(ax, "no bracketed cell")
+            ax.set_xlabel(LABELS["log2_n"] if "log2_n" in LABELS else "log₂ N")
+            ax.set_ylabel("d* / K")
+            ax.set_title(f"{condition_label(data, cond)}: collapse of d*/K (dotted: equal K log₂ N)")
+            ax.legend(fontsize=6)
+        png = save(fig, folder / f"{COLLAPSE_FIGURE}.png")
+    return [png]
+
+
+def plot_budget(data: Mapping[str, Any], folder: Path) -> list[Path]:
+    """d* against the step budget, one line per (N, K), one panel per condition."""
+    conds, ks = _conditions(data), _ks(data)
+    rows = [(c, e["n_subjects"], e["n_relations"], s, d, st) for c in conds for e in data["d_star_by_condition"][c]
+            for s, d, st in e["d_star_by_budget"]]
+    csv_path = write_csv(folder / f"{BUDGET_FIGURE}.csv",
+                         ["condition", "n_subjects", "n_relations", "steps", "d_star", "status"], rows)
+    with figure_style():
+        fig, axes = new_figure(1, max(1, len(conds)), width=4.6 * max(1, len(conds)), height=4.0)
+        for ax, cond in zip(axes[0], conds, strict=False):
+            drawn = False
+            for e in data["d_star_by_condition"][cond]:
+                pts = [(s, d) for s, d, st in e["d_star_by_budget"] if d is not None and st == "bracketed"]
+                if not pts:
+                    continue
+                drawn = True
+                color = K_COLOURS[ks.index(e["n_relations"]) % len(K_COLOURS)]
+                ax.plot([s for s, _ in pts], [d for _, d in pts], "o-", color=color, lw=0.8, ms=3,
+                        alpha=0.5 + 0.5 * math.log2(e["n_subjects"]) / 12)
+            for i, k in enumerate(ks):
+                ax.plot([], [], "o-", color=K_COLOURS[i % len(K_COLOURS)], label=f"K = {k} (darker: larger N)")
+            if not drawn:
+                empty_panel(ax, "no bracketed cell")
+            else:
+                log2_axis(ax, "x")
+            ax.set_xlabel("step budget")
+            ax.set_ylabel("d*")
+            ax.set_title(f"{condition_label(data, cond)}: d* as the budget doubles")
+            ax.legend(fontsize=6)
+        png = save(fig, folder / f"{BUDGET_FIGURE}.png")
+    return [png, csv_path]
 
 
 def plot(payload: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Accuracy-vs-d and d*-vs-K log₂ N figures with their CSVs, from the threshold payload alone."""
+    """The three threshold figures with their CSVs, from the payload alone."""
     folder = Path(folder)
-    return plot_accuracy(payload, folder) + plot_d_star(payload, folder)
+    return plot_d_star(payload, folder) + plot_collapse(payload, folder) + plot_budget(payload, folder)
