@@ -84,6 +84,21 @@ def _threads_option(f: Any) -> Any:
                         help=f"torch CPU threads (intra-op). [default: {DEFAULT_THREADS}]")(f)
 
 
+def _workers_option(f: Any) -> Any:
+    return click.option("--workers", type=int, default=None, envvar="GEORECALL_WORKERS", show_envvar=True,
+                        help="Local processes training ensembles side by side. [default: one per CPU core "
+                        "(over --threads) on the CPU, at most 8; 1 on a GPU]")(f)
+
+
+def _workers(workers: int | None, device: str | None) -> int:
+    """``--workers``, or the default for the device (:func:`~georecall.training.sweep.auto_workers`)."""
+    from georecall.training.sweep import auto_workers
+
+    if workers is not None and workers < 1:
+        raise BadInput(f"--workers must be >= 1, got {workers}")
+    return auto_workers(device) if workers is None else workers
+
+
 def _set_threads(threads: int | None) -> None:
     """Apply ``--threads`` (default :data:`DEFAULT_THREADS`) before any torch work."""
     n = DEFAULT_THREADS if threads is None else threads
@@ -212,8 +227,9 @@ def _sweep_progress(enabled: bool, desc: str):  # -> (callback, close)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
+@_workers_option
 def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_path: str | None,
-          as_json: bool, quiet: bool, threads: int | None) -> None:
+          as_json: bool, quiet: bool, threads: int | None, workers: int | None) -> None:
     """Run a sweep file: a base config and a grid, trained as ensembles; re-running resumes.
 
     \b
@@ -235,6 +251,7 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
             resolve_device(device)
         if max_members < 1:
             raise ValueError(f"--max-members must be >= 1, got {max_members}")
+        n_workers = _workers(workers, device)
     except (ValueError, OSError) as err:
         raise BadInput(str(err)) from None
     except Exception as err:  # malformed YAML or JSON
@@ -242,7 +259,7 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
     callback, close = _sweep_progress(not quiet, name)
     try:
         report = run_sweep(runs, out_dir, experiment=name, max_members=max_members, device=device,
-                           progress=callback)
+                           progress=callback, workers=n_workers)
     finally:
         close()
     if csv_path:
@@ -296,9 +313,10 @@ def _out_dir(out: str | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result envelope as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
+@_workers_option
 def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, max_members: int,
             overrides: tuple[str, ...], model_name: str | None, as_json: bool, quiet: bool,
-            threads: int | None) -> None:
+            threads: int | None, workers: int | None) -> None:
     """Run an experiment at a scale: train what is missing, analyse, save result.json, CSVs and figures.
 
     result.json is an envelope: provenance, the paper's own words, meta (version, git, torch, device,
@@ -324,12 +342,13 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
         apply_config_overrides(module.config(scale), overrides)  # refuse a bad --set before any work
         if extras_hint(experiment):
             raise ValueError(extras_hint(experiment))
+        n_workers = _workers(workers, device)
     except ValueError as err:
         raise BadInput(str(err)) from None
     callback, close = _sweep_progress(not quiet, f"{experiment} ({scale})")
     try:
         done = run_experiment(module, scale, out_dir, device=device, progress=callback, max_members=max_members,
-                              overrides=overrides)
+                              overrides=overrides, workers=n_workers)
     except _lm_errors() as err:  # a model that cannot be loaded: one line, no traceback
         raise BadInput(str(err)) from None
     finally:
@@ -363,8 +382,9 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: report paths, verdicts, timings.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
+@_workers_option
 def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | None, max_members: int,
-                  as_json: bool, quiet: bool, threads: int | None) -> None:
+                  as_json: bool, quiet: bool, threads: int | None, workers: int | None) -> None:
     """Run every experiment at a scale and write report.md and report.html: each claim's verdict by its criterion.
 
     \b
@@ -387,6 +407,7 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
             resolve_device(device)
         if max_members < 1:
             raise ValueError(f"--max-members must be >= 1, got {max_members}")
+        n_workers = _workers(workers, device)
     except ValueError as err:
         raise BadInput(str(err)) from None
     bar = None
@@ -405,7 +426,7 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
 
     try:
         rep = reproduce(scale, out_dir, only=ids, device=device, max_members=max_members,
-                        progress=progress if bar is not None else None)
+                        progress=progress if bar is not None else None, workers=n_workers)
     except (ValueError, *_lm_errors()) as err:  # LMLoadError: a model that cannot be loaded
         raise BadInput(str(err)) from None
     finally:

@@ -183,3 +183,4 @@ def test_run_sweep_applies_the_cpu_cap(tmp_path):
 
     report = run_sweep(runs, tmp_path, experiment="cap", max_members=64, trainer=trainer)
     assert sizes == [8, 2] and report.trained == 10
+

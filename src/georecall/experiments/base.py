@@ -421,8 +421,11 @@ MAX_STAGES = 64
 
 def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[str], *, device: str | None = None,
                    progress: Callable[[int, int], None] | None = None, max_members: int = 64,
-                   overrides: Sequence[str] = ()) -> ExperimentRun:
-    """Train (or resume) an experiment's runs at ``scale``, analyse them, save the envelope and figures."""
+                   overrides: Sequence[str] = (), workers: int = 1) -> ExperimentRun:
+    """Train (or resume) an experiment's runs at ``scale``, analyse them, save the envelope and figures.
+
+    ``workers > 1`` trains each stage's ensembles in that many local processes (``run_sweep``).
+    """
     from georecall.training.sweep import run_sweep
 
     if scale not in SCALES:
@@ -446,7 +449,7 @@ def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[st
                 progress(_offset + done, _offset + n)
 
         report = run_sweep(batch, out_dir, experiment=f"{exp_id}-{scale}", device=device,
-                           progress=staged if progress else None, max_members=max_members)
+                           progress=staged if progress else None, max_members=max_members, workers=workers)
         for k in ("total", "skipped", "trained", "failed"):
             totals[k] += getattr(report, k)
         wanted |= {r.config_hash() for r in batch}

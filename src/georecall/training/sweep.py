@@ -179,13 +179,21 @@ def run_dir_for(run: RunConfig, experiment: str) -> str:
 def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, experiment: str,
               max_members: int = 64, device: str | None = None,
               progress: Callable[[int, int], None] | None = None,
-              trainer: Callable[..., TrainRun] = train) -> SweepReport:
+              trainer: Callable[..., TrainRun] = train, workers: int = 1) -> SweepReport:
     """Train every run not already done, as ensembles; write run directories and store rows.
 
     ``device`` overrides ``train.device`` (not part of a run's identity); ``progress(done, total)``
     is called after every finished or failed run, skipped runs included. Ensembles hold at most
     ``max_members`` runs, and on the CPU at most :func:`cpu_members_cap` (the size that trains fastest).
+
+    ``workers > 1`` trains the ensembles in that many local processes (:func:`worker_pool`), each with
+    this process's torch thread count; each worker writes its run directories and this process alone
+    writes the store's rows, as they finish. A run's result does not depend on where it trained (the
+    same seed gives bitwise-identical weights on the CPU). Ensembles that start from other runs
+    (``init_from``), and any sweep with a custom ``trainer``, train in this process.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if not experiment or "/" in experiment or experiment.startswith("."):
         raise ValueError(f"experiment must be a plain name, got {experiment!r}")
     if max_members < 1:
@@ -221,7 +229,24 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
             on_cpu = r.train.device == "cpu" or (r.train.device == "auto" and resolve_device("auto").type == "cpu")
             return cpu_members_cap(r) if on_cpu else max_members
 
-        for group in group_runs(todo, max_members, cap=cap):
+        groups = group_runs(todo, max_members, cap=cap)
+        pooled = [g for g in groups if g.init_from is None] if workers > 1 and trainer is train else []
+        if len(pooled) > 1:
+            def done(rel_rows: list[tuple[RunConfig, str, dict[str, Any], float | None]] | None,
+                     group: RunConfig, message: str, detail: str) -> None:
+                if rel_rows is None:
+                    _record_failure(store, out, experiment, single_runs(group), message, detail, counts)
+                else:
+                    for cfg, rel, result, wall in rel_rows:
+                        store.put(hash=cfg.config_hash(), experiment=experiment, status="done", config=cfg.to_dict(),
+                                  result=result, run_dir=rel, wall_time_s=wall)
+                        counts["trained"] += 1
+                if progress is not None:
+                    progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
+
+            _train_in_pool(pooled, out, experiment, workers, done)
+            groups = [g for g in groups if not any(g is p for p in pooled)]
+        for group in groups:
             members = single_runs(group)
             try:
                 if group.init_from is None:
@@ -231,17 +256,9 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
                     pieces = split_run(trainer(group, init_states=states))
             except Exception as err:  # a failing group must not stop the sweep; KeyboardInterrupt does
                 message = f"{type(err).__name__}: {err}".replace("\n", " ")
-                detail = traceback.format_exc()
-                log.warning("ensemble of %d runs failed: %s", len(members), message)
-                for m in members:
-                    rel = run_dir_for(m, experiment)
-                    (out / rel).mkdir(parents=True, exist_ok=True)
-                    (out / rel / "error.txt").write_text(detail)
-                    store.put(hash=m.config_hash(), experiment=experiment, status="failed", config=m.to_dict(),
-                              error=message, run_dir=rel)
-                    counts["failed"] += 1
-                    if progress is not None:
-                        progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
+                _record_failure(store, out, experiment, members, message, traceback.format_exc(), counts)
+                if progress is not None:
+                    progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
                 continue
             for piece in pieces:
                 rel = run_dir_for(piece.config, experiment)
@@ -256,6 +273,118 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
     return SweepReport(total=total, out_dir=str(out), **counts)
+
+
+def _record_failure(store: ResultStore, out: Path, experiment: str, members: Sequence[RunConfig], message: str,
+                    detail: str, counts: dict[str, int]) -> None:
+    """A failed ensemble: ``error.txt`` in each member's run directory and a ``failed`` row (retried next time)."""
+    log.warning("ensemble of %d runs failed: %s", len(members), message)
+    for m in members:
+        rel = run_dir_for(m, experiment)
+        (out / rel).mkdir(parents=True, exist_ok=True)
+        (out / rel / "error.txt").write_text(detail)
+        store.put(hash=m.config_hash(), experiment=experiment, status="failed", config=m.to_dict(),
+                  error=message, run_dir=rel)
+        counts["failed"] += 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Local worker processes
+
+_POOL: tuple[Any, int, int] | None = None  # (executor, workers, torch threads), reused across sweeps
+
+
+def auto_workers(device: str | None = None, *, limit: int = 8) -> int:
+    """Worker processes worth starting: one per CPU core this process may use (over its torch threads), at
+    most ``limit``; 1 on a GPU (one device, shared)."""
+    if resolve_device(device or "auto").type != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(limit, cores // max(1, torch.get_num_threads())))
+
+
+def _init_worker(threads: int) -> None:
+    import signal
+
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
+
+
+def worker_pool(workers: int) -> Any:
+    """A process pool of ``workers`` spawned processes, kept for later sweeps of this process.
+
+    Spawned (not forked: the parent may hold torch threads and open SQLite handles); each worker uses
+    this process's torch thread count. Started once (a few seconds of imports per worker).
+    """
+    global _POOL
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    threads = torch.get_num_threads()
+    if _POOL is not None and _POOL[1:] == (workers, threads):
+        return _POOL[0]
+    shutdown_pool()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+    _POOL = (pool, workers, threads)
+    return pool
+
+
+def shutdown_pool(*, kill: bool = False) -> None:
+    """Stop the kept worker pool (``kill``: terminate its processes at once, e.g. after Ctrl-C)."""
+    global _POOL
+    if _POOL is None:
+        return
+    pool = _POOL[0]
+    _POOL = None
+    if kill:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+    pool.shutdown(wait=not kill, cancel_futures=True)
+
+
+def _train_group(group: RunConfig, out: str, experiment: str
+                 ) -> tuple[list[tuple[RunConfig, str, dict[str, Any], float | None]] | None, str, str]:
+    """In a worker: train one ensemble and write its members' run directories; what the store needs back."""
+    try:
+        pieces = split_run(train(group))
+        rows = []
+        for piece in pieces:
+            rel = run_dir_for(piece.config, experiment)
+            save_run(piece, Path(out) / rel)
+            (Path(out) / rel / "error.txt").unlink(missing_ok=True)
+            rows.append((piece.config, rel, dataclasses.asdict(piece.result), piece.result.wall_time_s))
+        return rows, "", ""
+    except Exception as err:  # reported to the parent, which records the failure and goes on
+        return None, f"{type(err).__name__}: {err}".replace("\n", " "), traceback.format_exc()
+
+
+def _train_in_pool(groups: Sequence[RunConfig], out: Path, experiment: str, workers: int,
+                   done: Callable[..., None]) -> None:
+    """Train ``groups`` in the worker pool; ``done(rows | None, group, message, detail)`` as each finishes."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = worker_pool(workers)
+    try:
+        futures = {pool.submit(_train_group, g, str(out), experiment): g for g in groups}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                try:
+                    rows, message, detail = f.result()
+                except BrokenProcessPool as err:  # a worker died (killed, out of memory): its groups fail, retried
+                    rows, message, detail = None, f"worker process died: {err}", traceback.format_exc()
+                done(rows, futures[f], message, detail)
+    except BaseException:
+        shutdown_pool(kill=True)
+        raise
+    if any(isinstance(f.exception(), BrokenProcessPool) for f in futures if f.done() and not f.cancelled()):
+        shutdown_pool(kill=True)  # a broken pool cannot take more work; the next sweep starts a fresh one
 
 
 def load_sweep_file(path: str | os.PathLike[str]) -> tuple[str, list[RunConfig]]:

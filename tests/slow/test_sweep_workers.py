@@ -1,0 +1,48 @@
+"""Sweeps in local worker processes: the same results, bit for bit, as in one process (spawning workers takes
+seconds, hence the slow tier; CI runs it)."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from georecall.results.store import ResultStore
+from georecall.training.sweep import expand_grid, run_sweep
+
+BASE = RunConfig(task=TaskConfig(n_subjects=16, n_relations=2), model=ModelConfig(d_model=8, d_mlp=32),
+                 train=TrainConfig(steps=20, eval_every=10))
+
+@pytest.mark.slow
+def test_worker_processes_give_bitwise_the_in_process_results_and_record_failures(tmp_path):
+    """The same runs trained in two local worker processes: the same rows and weights as in this process; a
+    group that raises in a worker is recorded failed and the sweep goes on."""
+    from safetensors.torch import load_file
+
+    from georecall.training.sweep import shutdown_pool
+
+    runs = expand_grid(dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, steps=20)),
+                       {"model.d_model": [8, 12, 16], "seeds": [0, 1]})
+    # No GPU here (the GPU tier tests the device): asking for CUDA raises inside the worker.
+    bad = dataclasses.replace(runs[0], model=dataclasses.replace(runs[0].model, d_model=20),
+                              train=dataclasses.replace(runs[0].train, device="cuda"))
+    if torch.cuda.is_available():
+        pytest.skip("this test makes a group fail by asking for CUDA on a machine without it")
+    here = run_sweep(runs, tmp_path / "here", experiment="w")
+    try:
+        pooled = run_sweep([*runs, bad], tmp_path / "pool", experiment="w", workers=2)
+    finally:
+        shutdown_pool()
+    assert (here.trained, pooled.trained, pooled.failed) == (6, 6, 1)
+    with ResultStore(tmp_path / "here" / "results.sqlite") as a, ResultStore(tmp_path / "pool" / "results.sqlite") as b:
+        rows_a = {r["hash"]: r for r in a.table("w")}
+        rows_b = {r["hash"]: r for r in b.table("w", status=None)}
+        failed = [r for r in rows_b.values() if r["status"] == "failed"]
+        assert len(failed) == 1 and "CUDA" in failed[0]["error"]
+        for h, r in rows_a.items():
+            assert rows_b[h]["status"] == "done" and rows_b[h]["result.accuracy"] == r["result.accuracy"]
+            wa = load_file(str(tmp_path / "here" / r["run_dir"] / "model.safetensors"))
+            wb = load_file(str(tmp_path / "pool" / rows_b[h]["run_dir"] / "model.safetensors"))
+            assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(ValueError, match="workers"):
+        run_sweep(runs, tmp_path / "x", experiment="w", workers=0)
