@@ -19,6 +19,7 @@ CotFormat = Literal["none", "interleaved", "question_first"]
 AttributeKind = Literal["shared", "disjoint"]
 Schedule = Literal["cosine", "constant"]
 ReadoutDtype = Literal["float32", "bfloat16"]
+CotLoss = Literal["chain", "final"]
 
 #: Default cap on the number of queries materialised at once (tokens + targets stay well under 1 GB).
 DEFAULT_MAX_QUERIES = 1 << 21
@@ -42,6 +43,9 @@ class TaskConfig:
     bijective: bool = True  # disjoint only: False draws arbitrary functions instead of bijections
     world_seed: int | None = None  # None: each ensemble member draws its own world from its seed
     world_variant: int = 0  # 0: the seed's world; v > 0: another world of the same seed (new bijections, for transfer)
+    # CoT only: the loss on every emitted subject ("chain") or on the final answer alone ("final": a control
+    # without intermediate supervision; the intermediate subjects are still teacher-forced inputs)
+    cot_loss: CotLoss = "chain"
     n_queries: int | None = None  # None: all N*K^k queries if they fit max_queries, else a sample of that size
     max_queries: int = DEFAULT_MAX_QUERIES  # memory limit on materialised queries
 
@@ -55,6 +59,10 @@ class TaskConfig:
                f"attributes must be one of {typing.get_args(AttributeKind)}, got {self.attributes!r}")
         _check(self.max_queries >= 1, f"max_queries must be >= 1, got {self.max_queries}")
         _check(self.world_variant >= 0, f"world_variant must be >= 0, got {self.world_variant}")
+        _check(self.cot_loss in typing.get_args(CotLoss),
+               f"cot_loss must be one of {typing.get_args(CotLoss)}, got {self.cot_loss!r}")
+        _check(self.cot_loss == "chain" or self.cot != "none",
+               f"cot_loss={self.cot_loss!r} needs a CoT format (a direct query has one answer), got cot='none'")
         if self.attributes == "disjoint":
             # Attribute tokens of a relation are not subjects, so a chain cannot continue after one hop.
             _check(self.n_hops == 1 and self.cot == "none",
@@ -277,7 +285,7 @@ _NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss", "compile")}
 #: Fields added after results were stored: part of a run's identity, but left out at their default so
 #: that the hashes of earlier runs (and the stores keyed by them) stay valid.
 _OMITTED_AT_DEFAULT = {"train": {"readout_dtype": "float32", "stop_at_target": True, "freeze": []},
-                       "task": {"world_variant": 0}, "": {"init_from": None, "init_params": []}}
+                       "task": {"world_variant": 0, "cot_loss": "chain"}, "": {"init_from": None, "init_params": []}}
 
 
 def config_hash(cfg: Any) -> str:
@@ -287,7 +295,7 @@ def config_hash(cfg: Any) -> str:
     the same run on another device, or through other kernels for the same loss, is the same run.
     ``train.readout_dtype`` counts (a bf16 readout may train a different model) except at its default,
     so hashes from before it existed still hold; so do the later fields ``train.stop_at_target``,
-    ``train.freeze``, ``task.world_variant``, ``init_from`` and ``init_params``.
+    ``train.freeze``, ``task.world_variant``, ``task.cot_loss``, ``init_from`` and ``init_params``.
     """
     data = to_dict(cfg)
     for section, names in _NOT_IDENTITY.items():

@@ -182,27 +182,43 @@ def test_c6_verdicts():
     assert verdict("C6", payload(*learned_uncounted)).verdict == "not reproduced"
 
 
-def _multihop(*holds):
-    """A multihop payload whose smallest no-CoT models hold (True) or break (False) the bound at float32."""
-    smallest = [{"k": k, "condition": "direct-frozen", "found": True,
-                 "bound_float32": {"in_class": True, "holds": h, "P_have_bits": 32_000.0 if h else 10.0,
-                                   "P_needed_bits": 500.0}} for k, h in enumerate(holds, start=2)]
-    smallest.append({"k": 2, "condition": "cot-frozen", "found": True, "bound_float32": {"in_class": False}})
-    return {"smallest": smallest}
+def _multihop(*break_even):
+    """A multihop payload of successful no-CoT models (fixed readout) with these break-even precisions b*.
+
+    Each model is compared at 1 and 32 bits per number (B_e = b d, P = b x fact-dependent parameters); it is
+    below the bound at b exactly when b < b* (None: below it up to 64 bits).
+    """
+    bound = []
+    for i, b_star in enumerate(break_even):
+        comps = [{"bits": b, "bites": b * 8 < 24, "below": b_star is None or b < b_star,
+                  "ratio": None if b * 8 >= 24 else 3.0 * b} for b in (1.0, 32.0)]
+        bound.append({"N": 64, "k": 2, "condition": "direct-frozen", "d_model": 8, "seed": i, "in_class": True,
+                      "comparisons": comps, "break_even_bits": b_star})
+    learned = {"N": 64, "k": 2, "condition": "direct-learned", "d_model": 8, "seed": 0, "in_class": False,
+               "comparisons": [], "break_even_bits": 0.01, "fixed_readout_break_even_bits": 40.0}
+    return {"bits_per_number": [1.0, 32.0], "bound": [*bound, learned]}
 
 
-def test_c6_trained_side_reads_the_multihop_models_at_float32():
-    both = {**payload(*bound_rows()), "multihop": _multihop(True, True)}
+def test_c6_trained_side_compares_in_one_unit_and_flags_a_model_below_at_float32():
+    both = {**payload(*bound_rows()), "multihop": _multihop(0.3, 0.05)}
     d = verdict("C6", both)
-    assert d.verdict == "reproduced" and d.numbers["n_trained_in_class"] == 2  # the CoT model is outside the class
-    assert d.numbers["trained_min_P_over_required_float32"] == pytest.approx(64.0) and "weak check" in d.reason
-    broken = {**payload(*bound_rows()), "multihop": _multihop(True, False)}
-    d = verdict("C6", broken)
-    assert d.verdict == "not reproduced" and d.numbers["trained_below_bound"] == ["k=3 direct-frozen"]
-    free = _multihop(True)
-    free["smallest"][0]["bound_float32"]["P_needed_bits"] = 0.0  # past gamma_L: the bound asks nothing
-    d = verdict("C6", {**payload(*bound_rows()), "multihop": free})
-    assert d.verdict == "reproduced" and "vacuously" in d.reason
+    assert d.verdict == "reproduced" and d.numbers["n_trained_in_class"] == 2  # the learned readout is outside it
+    assert d.numbers["trained_max_break_even_bits"] == pytest.approx(0.3) and "32 bits per number" in d.reason
+    assert d.numbers["trained_per_bits"][0] == {"bits": 1.0, "n_bites": 2, "n_below": 0, "min_ratio": 3.0}
+    # outside the class, a learned readout below the fixed-readout bound up to 40 bits is reported, not decisive
+    assert d.numbers["learned_readout_max_break_even_bits"] == pytest.approx(40.0)
+    for planted in ((0.3, 33.0), (0.3, None)):  # below the bound even at 32 bits per number
+        d = verdict("C6", {**payload(*bound_rows()), "multihop": _multihop(*planted)})
+        assert d.verdict == "not reproduced" and d.numbers["trained_n_below_float32"] == 1
+        assert d.numbers["trained_below_bound_at_float32"] == ["N=64 k=2 direct-frozen d=8 seed 1"]
+    below_at_1 = verdict("C6", {**payload(*bound_rows()), "multihop": _multihop(2.0)})  # needs > 1 bit: allowed
+    assert below_at_1.verdict == "reproduced" and below_at_1.numbers["trained_per_bits"][0]["n_below"] == 1
+    never_binds = [r for r in bound_rows() if r["regime"] != 1]
+    assert verdict("C6", {**payload(*never_binds), "multihop": _multihop(0.3)}).verdict == "partly"
+    none = verdict("C6", {**payload(*bound_rows()), "multihop": {"bits_per_number": [1.0], "bound": []}})
+    assert none.verdict == "reproduced" and "no successful trained model" in none.reason
+    no_class = [r for r in bound_rows() if not r["in_class"]]
+    assert verdict("C6", {**payload(*no_class), "multihop": _multihop(33.0)}).verdict == "not tested"
     assert BY_ID["C6"].experiments == ("constructions", "multihop")
 
 

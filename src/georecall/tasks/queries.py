@@ -8,7 +8,8 @@ subject 1, chain (r_1, r_2) = (0, 1), f_0(1) = 3, f_1(3) = 2:
 * CoT question-1st: tokens ``[1, 4, 5, 3]``    answers 3, 2 at positions 2, 3  (sequence 1 r0 r1 3 2)
 
 The tokens are the model's inputs (the full sequence without its last token); the loss is taken at
-the answer positions only, on every emitted subject for CoT. The layouts are those of
+the answer positions only, on every emitted subject for CoT (on the final answer alone with
+``task.cot_loss = "final"``, a control without intermediate supervision). The layouts are those of
 :class:`~georecall.tasks.formats.ChainFormat`.
 """
 
@@ -120,7 +121,11 @@ def make_queries(world: World, task: TaskConfig, *, seed: int = 0) -> QuerySet:
     rel_tok = chains + vocab.n_subjects
     fmt = chain_format(task.cot, task.n_hops)
     tokens = fmt.assemble(subjects, rel_tok, path[:, :-1])
-    if fmt.is_cot:
+    positions, hops = fmt.answer_positions, fmt.hops
+    if fmt.is_cot and task.cot_loss == "final":  # no intermediate supervision: the final answer only
+        targets, relations = path[:, -1:], chains[:, -1:]
+        positions, hops = positions[-1:], hops[-1:]
+    elif fmt.is_cot:
         targets, relations = path, chains
     else:
         answer = path[:, -1:]
@@ -132,7 +137,7 @@ def make_queries(world: World, task: TaskConfig, *, seed: int = 0) -> QuerySet:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
     return QuerySet(tokens=t(tokens), targets=t(targets), relations=t(relations), subjects=t(subjects),
-                    chains=t(chains), positions=fmt.answer_positions, hops=fmt.hops, cot=task.cot, n_total=total,
+                    chains=t(chains), positions=positions, hops=hops, cot=task.cot, n_total=total,
                     sampled=n < total)
 
 
