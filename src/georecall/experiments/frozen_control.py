@@ -1,66 +1,79 @@
-"""``frozen_control``: with everything fact-free frozen at random, the MLP must hold the facts.
+"""``frozen_control``: frozen random embeddings make the MLP hold the facts, as an associative memory.
 
-The associative-memory setting (docs/theory.md §6.5, "Consequences for experiments"): token embeddings,
-position embeddings **and** the unembedding are frozen at a random, fact-independent init, so the only
-place a single-hop world of N subjects and K relations can live is the trainable attention, MLP and
-LayerNorm weights. At a fixed residual width d we sweep the MLP width ``d_mlp`` over a geometric grid
-and find, for each (N, K), the width a one-layer model needs to reach 99 % of the N·K facts. The
-associative-memory view predicts that width (and the parameter count) to grow linearly in N·K. The
-contrast is the learned condition: embeddings and readout are trained, and we sweep d (with
-``d_mlp = learned_mlp_ratio * d``) for the smallest successful model. The learned model can store the
-facts in its embeddings (docs/theory.md §2, the selector), so its attention + MLP parameters grow only with
-``d ~ K log N``.
+Like with like (docs/theory.md §6.5, "Consequences for experiments"): both conditions are one-layer,
+one-head, pre-LayerNorm transformers with a **frozen, fact-free random readout** ``W_U ~ N(0, 1/d)``,
+``b_U = 0``, trained with the threshold experiment's recipe and searched with its rule.
 
-**What counts.** ``params_non_embedding`` = attention + MLP + LayerNorm (the theory's P: every weight
-that is not indexed by a token). For the frozen condition that is exactly the trainable count; for the
-learned one the trainable count is the total (embeddings, positions and readout are trained too).
-All three (non-embedding, trainable, total) are reported; the figure compares non-embedding counts and
-shows the learned total as context (it holds N·d embedding parameters, linear in N).
+* ``learned`` = threshold's condition ``ln_frozen``: learned token and position embeddings (init N(0, 1)),
+  d_mlp = ``mlp_ratio``·d, the smallest working d searched by
+  :func:`georecall.experiments.threshold.cell_trace`. These are *the same runs* (same config hashes):
+  under ``georecall reproduce`` threshold has trained them and they cost nothing here; run alone,
+  this experiment trains them itself. Theory: the selector stores the facts in the embeddings, so
+  d* ~ K log N and the attention + MLP parameters grow only like (K log N)².
+* ``frozen``: the same model with the token and position embeddings frozen too (``frozen_embeddings``,
+  N(0, 1) as drawn from the seed before the facts), at several residual widths d. Every weight that
+  could be fact-specific is in attention, MLP and LayerNorm, so the facts must be stored there: an
+  associative memory, for which the parameters needed grow linearly in the number of facts, i.e.
+  **d·d_mlp ∝ N·K** (the MLP width needed at fixed d grows like N·K, and like 1/d at fixed N·K).
 
-**Width needed (majority, monotone rule).** A (N, K, size) cell succeeds when a strict majority of its
-seeds reach ``target_accuracy`` within the step budget. The needed size is the smallest grid size from
-which on *every larger tried size* also succeeds (so a lucky small width followed by a failure does not
-count); ``status`` says whether a failing smaller size brackets it (``bracketed``), the smallest tried
-size already passes (``censored_low``: need ≤ that size) or the largest fails (``censored_high``).
-Only bracketed points enter the fits.
+**The search** (per (N, K, d), no prior on the answer, no window): from ``search_start`` (the same
+d_mlp for every cell), :func:`~georecall.experiments.base.next_size` doubles while every tried width
+fails and halves while every one works, then bisects, until the bracket [largest failing width,
+smallest working width] is within ``resolution`` (relative; 0 bisects to the integer) or the range
+[``d_mlp_min``, ``d_mlp_max``] is exhausted. A width *works* when a strict majority of the seeds reach
+``success_accuracy`` within the budget; the needed d_mlp* is read by the shared rule
+(:func:`~georecall.experiments.base.smallest_size`). A cell the range cannot bracket is reported with
+its status (``censored_low``/``censored_high``) and reason ``range``, never fitted.
 
-**Recipe** (every scale): one layer, one head, pre-LayerNorm, AdamW (betas 0.9/0.98, no weight decay),
-lr 1e-2 with 50 warm-up steps then cosine to 0.1·lr over the budget, **full batch** (all N·K queries
-every step: at these sizes a full batch is cheap and the stop check is exact at every step), members
-stop at 99 % accuracy. Frozen readout scale: ``unembed_init_std = 1/sqrt(d)`` (measured at d = 16:
-N = 64, K = 2, width 128 reaches 99 % in 150-270 steps for 3/3 seeds, against 2/3 within 600 steps with
-std 1.0); frozen token and position embeddings keep ``embed_init_std = 1``.
+**The budget ladder** (as threshold's): the search runs at the first budget of ``budgets`` (threshold's
+first budget, so the recipe is identical); at each next budget (twice the last) it restarts from the
+last bracket (d_mlp* and the largest failing width below it) and goes on from there. d_mlp* is
+*converged* when it moves by at most ``max(converge_abs, converge_rel · d_mlp*)``; otherwise the next
+budget is tried, and at the end of the ladder the cell is reported ``converged = false`` with reason
+``budget``. Fits use the bracketed cells; the claim's scope counts the unconverged ones short.
 
-**Scales.** ``smoke``: seconds, same code path. ``quick`` (2 CPU cores; measured 3.7 min wall with one torch
-thread, 2026-12-01; 15.5 min with two threads while sharing the cores with other jobs): d = 16, K = 2 with
-N ∈ {16, 32, 64, 128, 256} and K = 4 with N ∈ {32, 64, 128} (N·K from 32 to 512), 3 seeds, budget 1000
-steps; frozen widths on the √2 grid within
-[N·K/10, N·K/1.4] (measured needs were N·K/5 to N·K/2, so the window brackets them, and a need that did
-not grow would show as ``censored_low``), learned d ∈ {4, 6, 8, 11, 16}: 47 frozen and 40 learned
-ensembles of 3 members.
-``paper`` (one GPU): d = 32, N ∈ {64, 128, 256, 512, 1024} × K ∈ {2, 4, 8} (N·K from 128 to 8192),
-5 seeds, budget 3000 steps, frozen widths on the √2 grid within [N·K/24, N·K/3], learned
-d ∈ {4, 6, 8, 11, 16, 23, 32, 45}: 90 frozen and 120 learned ensembles of 5 members. Measured on an
-H200 (probe, not the full sweep): at d = 32 the need is about N·K/8 (N = 256, K = 4: width 64 fails,
-128 passes; N = 1024, K = 8: 512 fails, 1024 passes), hence the window; a failing ensemble spends
-16-23 s on its 3000 steps, a passing one 1-13 s, so the sweep should take roughly 40-50 min on one GPU.
-On 2 CPU cores, extrapolated from a measured fraction (benchmarks/paper_scale.py, 2026-12-01): at most
-9.3 h at full step budgets.
+**Fits, with seed-bootstrap intervals.** A replicate redraws, per (N, K) world, its seeds with
+replacement — a seed is one world, one init and one readout, shared by both conditions and every d,
+so the one draw is applied to all of them — and re-applies the majority rule to the widths tried
+(each at the largest budget it was tried at; a smaller budget's outcome is kept only outside the range
+tried at larger budgets). Reported with 95 % percentile intervals:
 
-**``width_slope``** (the headline): ordinary least squares of the needed ``d_mlp`` on N·K over the
-bracketed frozen points (units: MLP units per fact), with the OLS standard error and a 95 % interval
-from resampling seeds (each bootstrap replicate redraws, per (N, K), the seeds with replacement — a seed
-is one world and one init, shared across the widths — and re-applies the majority rule and the fit).
-``width_exponent`` is the same on log-log axes (≈ 1 for linear growth). ``param_exponent`` (log-log) and
-``param_per_fact`` (linear) fit the non-embedding parameters needed per condition; at small N·K the frozen
-count is flattened by the fixed attention block (4d² + 4d trainable weights, which store some facts
-themselves), so the linear ``param_per_fact`` is the cleaner contrast there.
+* ``joint``: least squares ``log d_mlp* = c + α log(N·K) + β log d`` over the bracketed frozen cells.
+  Associative memory predicts α = 1, β = −1.
+* ``product``: ``log(d · d_mlp*)`` on ``log(N·K)`` pooled over d (predicted exponent 1).
+* ``by_d``: the exponent of d_mlp* on N·K at each d; ``by_nk``: the exponent of d_mlp* on d at each N·K.
+* ``param_exponent``: log-log slope of the non-embedding parameters needed (attention + MLP + LayerNorm)
+  on N·K: frozen (the cheapest d at each N·K) and learned (at d*).
+* ``learned_slope``: d* on K log2 N (the learned embeddings' scaling).
+* ``ratio``: at each N·K, the cheapest frozen model's non-embedding parameters over the learned one's.
+
+:func:`associative_memory_verdict` says whether d·d_mlp ∝ N·K holds: ``holds`` when α's interval
+contains 1 and lies above 0.5 and β's contains −1 and lies below −0.5; ``fails`` when α's excludes 1
+or β's excludes −1; else ``inconclusive``.
+
+**Scales** (a step of these tiny models costs a few ms on one CPU core; members that reach the target
+stop, so the cost is in the failing widths):
+
+* ``smoke``: (N, K) = (8, 2), d in {8, 16}, 2 seeds, threshold's smoke budgets: the code path in seconds.
+* ``quick``: K = 4, N in {16, 32, 64, 128} (N·K from 64 to 512), d in {16, 32}, 3 seeds,
+  threshold's budgets (1000, 2000), lr 3e-2, search from d_mlp = 16 in [1, 2048] to 20 % resolution.
+  (A first quick run with d in {16, 32, 64} at budgets (500, 1000) cost about 11 min for the frozen side
+  on loaded cores; d = 64 was the costliest and least consistent (d_mlp* 80 at N·K = 64 against 8 at
+  d = 16, and 48 -> 6 when the budget doubled at N·K = 128), so it was dropped for the budget, not for
+  its outcome; the paper scale keeps it. Measured in a
+  probe, 2026-12-01: at d = 8 the frozen model does not reach 99 % even at d_mlp = 512-1024 for N ≥ 32
+  within 500 steps — a readout/embedding bottleneck of 8 random dimensions, not the MLP — so d starts
+  at 16.) The time of the whole quick reproduction, this experiment included, is in the README.
+* ``paper``: K = 4 with N in {64, 256, 1024, 4096} and K in {2, 8} at N = 256, d in {16, 32, 64, 128},
+  threshold's 3 seeds and budgets (1000, ..., 8000), d_mlp in [1, 16384] to 5 %, for one GPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,28 +81,38 @@ from typing import Any
 import numpy as np
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig
+from georecall.experiments import stats, threshold
 from georecall.experiments.base import (
     SCALES,
     Provenance,
     Recipe,
     RecipeFields,
     load_result_json,
+    next_size,
     outcome_table,
     smallest_size,
     validate_config,
 )
-from georecall.experiments.stats import fit_line, is_majority
+from georecall.experiments.threshold import ThresholdConfig
 from georecall.plotting import frozen_control as frozen_control_plots
-from georecall.theory import information_bits
+from georecall.theory import construction_cost, information_bits
 
 ID = "frozen_control"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: What the quick scale cost, measured (filled in after the one measured run; see the module docstring).
+QUICK_MEASURED = (
+    "first quick run, before d = 64 was dropped and the budgets became (1000, 2000): 2026-12-01, `georecall run frozen_control --scale quick`, one process, one torch thread, threshold budgets "
+    "(500, 1000) at the time, learned runs trained here too (none pre-existing): 1106 s wall for the whole command "
+    "with the 2 cores shared (load average 1.5 at the start, 5.1 at the end); the store rows' ensemble seconds were "
+    "1213 s frozen vs 752 s learned, so the frozen share was about 1106 * 1213 / 1965 = 680 s (11 min): OVER the "
+    "5-minute share. 6 of 12 frozen cells converged when the budget doubled.")
 
 PROVENANCE = Provenance(
-    claim=("With token/position embeddings and the unembedding frozen at random (the associative-memory "
-           "setting), the MLP width a one-layer transformer needs to store N·K single-hop facts grows linearly "
-           "in N·K, while learned embeddings need far fewer attention + MLP parameters (growing like "
-           "(K log N)^2)."),
+    claim=("With token/position embeddings and the readout frozen at random (the associative-memory setting), "
+           "the MLP of a one-layer transformer must hold the N·K single-hop facts: the width it needs grows like "
+           "N·K/d (d·d_mlp ∝ N·K), while learned embeddings with the same frozen readout need far fewer "
+           "attention + MLP parameters (d* ~ K log N)."),
     paper_section="§1 Introduction and §2 Related work (the associative-memory baseline); §3 (learnable embeddings)",
     theorems=("Theorem 4.1", "Theorem 4.2 (fixed-readout class)", "docs/theory.md §6.4 regime 1",
               "docs/theory.md §6.5"),
@@ -105,237 +128,441 @@ PROVENANCE = Provenance(
 
 FROZEN, LEARNED = "frozen", "learned"
 CONDITIONS = (FROZEN, LEARNED)
-FIGURES = ("frozen_accuracy_vs_width", "learned_accuracy_vs_d", "params_needed_vs_nk")
-_EPS = 1e-9
+#: The threshold condition that is this experiment's learned side (learned embeddings, frozen readout).
+LEARNED_CONDITION = "ln_frozen"
+FIGURES = frozen_control_plots.FIGURES
+ACC_TOL = threshold.ACC_TOL
 
 
 # ---------------------------------------------------------------------------------------------------
-# Configs
-
-
-def sqrt2_grid(lo: int, hi: int) -> tuple[int, ...]:
-    """Integers ``round(2^(j/2))`` between ``lo`` and ``hi`` (inclusive), distinct and increasing."""
-    if not 1 <= lo <= hi:
-        raise ValueError(f"need 1 <= lo <= hi, got lo={lo}, hi={hi}")
-    out: list[int] = []
-    j = 0
-    while (v := round(2 ** (j / 2))) <= hi:
-        if v >= lo and (not out or v > out[-1]):
-            out.append(v)
-        j += 1
-    return tuple(out)
+# Config
 
 
 @dataclass(frozen=True)
 class Config(RecipeFields):
-    """One scale of the frozen-embedding control."""
+    """One scale of the frozen-embedding control; the recipe and the learned side are threshold's."""
 
     scale: str  # smoke | quick | paper
-    # The (N, K) worlds: N subjects, K relations (single hop).
+    threshold: ThresholdConfig  # the threshold experiment's config: recipe, seeds, learned-side search
+    # The (N, K) worlds (N subjects, K relations, single hop): cells of threshold's grid, so runs are shared.
     points: tuple[tuple[int, int], ...] = field(metadata={"nonempty": True, "distinct": True})
-    d_model: int = field(metadata={"min": 1})  # fixed residual width d of the frozen condition
-    # Candidate MLP widths m of the frozen condition.
-    width_grid: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True, "increasing": True})
-    width_window: tuple[float, float]  # per point, the grid widths w with lo*N*K <= w <= hi*N*K are trained
-    # d values of the learned condition.
-    learned_d_grid: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True,
-                                                      "increasing": True})
-    learned_mlp_ratio: int = field(metadata={"min": 1})  # learned condition: d_mlp = ratio * d
-    # One world and one init per seed (>= 2; "needed" = a strict majority succeeds).
-    seeds: tuple[int, ...] = field(metadata={"min": 0, "distinct": True})
-    recipe: Recipe  # the training recipe (full batch when recipe.batch_size is None)
-    unembed_init_std: float | None  # std of the frozen random readout W_U; None = 1/sqrt(d_model)
-    n_bootstrap: int = field(metadata={"min": 0})  # seed-bootstrap replicates for the slope intervals
+    d_models: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True, "increasing": True})
+    # Step budgets of the frozen search, each twice the last; the first is threshold's search budget.
+    budgets: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True, "increasing": True})
+    search_start: int = field(metadata={"min": 1})  # first d_mlp of every frozen search (no prior)
+    d_mlp_min: int = field(metadata={"min": 1})  # the frozen search's range [d_mlp_min, d_mlp_max]
+    d_mlp_max: int = field(metadata={"min": 1})
+    resolution: float = field(metadata={"min": 0.0})  # stop bisecting at best - fail <= max(1, resolution * best)
+    converge_abs: int = field(metadata={"min": 0})  # d_mlp* converged: |Δ| <= max(abs, rel · d_mlp*)
+    converge_rel: float = field(metadata={"min": 0.0})
+    n_bootstrap: int = field(metadata={"min": 0})  # seed-bootstrap replicates
     bootstrap_seed: int = field(metadata={"min": 0})  # numpy seed of the bootstrap (the analysis is deterministic)
 
     def __post_init__(self) -> None:
         validate_config(self)
-        for p in self.points:
-            if len(p) != 2 or p[0] < 2 or p[1] < 1:
-                raise ValueError(f"each point must be (N >= 2, K >= 1), got {p!r}")
-        lo, hi = self.width_window
-        if not 0 < lo < hi:
-            raise ValueError(f"width_window must be (lo, hi) with 0 < lo < hi, got {self.width_window}")
-        for p in self.points:
-            if not self.widths_for(*p):
-                raise ValueError(f"no width of width_grid lies in the window {self.width_window} x N*K for "
-                                 f"(N, K) = {p}")
-        if len(self.seeds) < 2:
-            raise ValueError(f"seeds must be >= 2 distinct non-negative integers, got {list(self.seeds)}")
-        if self.unembed_init_std is not None and not self.unembed_init_std > 0:
-            raise ValueError(f"unembed_init_std must be > 0 or None, got {self.unembed_init_std}")
-
-    def widths_for(self, n: int, k: int) -> tuple[int, ...]:
-        """The grid widths trained at (N, K): those within ``width_window`` times N*K."""
-        lo, hi = self.width_window
-        return tuple(w for w in self.width_grid if lo * n * k - _EPS <= w <= hi * n * k + _EPS)
+        t = self.threshold
+        if t.scale != self.scale:
+            raise ValueError(f"threshold config is {t.scale!r}, this one {self.scale!r}")
+        if LEARNED_CONDITION not in t.conditions:
+            raise ValueError(f"threshold.conditions must include {LEARNED_CONDITION!r}, got {t.conditions}")
+        cells = {(n, k) for n in t.n_subjects for k in t.n_relations}
+        bad = [p for p in self.points if tuple(p) not in cells]
+        if bad:
+            raise ValueError(f"points must be (N, K) cells of threshold's grid, got {bad}")
+        if len(t.seeds) < 2:
+            raise ValueError(f"need >= 2 seeds (threshold.seeds), got {list(t.seeds)}")
+        if self.budgets[0] != t.budgets[0]:
+            raise ValueError(f"budgets must start at threshold's search budget {t.budgets[0]}, got {self.budgets}")
+        if any(b != 2 * a for a, b in zip(self.budgets, self.budgets[1:], strict=False)):
+            raise ValueError(f"each budget must be twice the last, got {self.budgets}")
+        if not self.d_mlp_min <= self.search_start <= self.d_mlp_max:
+            raise ValueError(f"need d_mlp_min <= search_start <= d_mlp_max, got {self.d_mlp_min}, "
+                             f"{self.search_start}, {self.d_mlp_max}")
+        if not self.resolution < 1:
+            raise ValueError(f"resolution must be in [0, 1), got {self.resolution}")
 
     @property
-    def readout_std(self) -> float:
-        """The std of the frozen random unembedding actually used."""
-        return self.unembed_init_std if self.unembed_init_std is not None else self.d_model ** -0.5
+    def recipe(self) -> Recipe:
+        """The training recipe: threshold's (its ``steps`` is the first budget)."""
+        return self.threshold.recipe
 
-    def describe_recipe(self) -> str:
-        """The training recipe and budget in one line (for the result and the report)."""
-        r = self.recipe
-        batch = "full batch" if r.batch_size is None else f"minibatch {r.batch_size}"
-        return (f"1 layer, 1 head, pre-LN; AdamW lr {r.lr:g} (betas {r.betas[0]:g}/{r.betas[1]:g}, wd "
-                f"{r.weight_decay:g}), {r.warmup_steps} warm-up steps then {r.schedule} to {r.min_lr_ratio:g}*lr; "
-                f"{batch}; budget {r.steps} steps; "
-                f"success = accuracy >= {self.success_accuracy:g} within the budget for a strict majority of "
-                f"{len(self.seeds)} seeds; frozen: W_E, W_pos (std 1) and W_U (std {self.readout_std:.4g}), "
-                f"b_U (0) frozen, d = {self.d_model}; learned: everything trained, d_mlp = "
-                f"{self.learned_mlp_ratio} d")
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Threshold's seeds (one world, init and readout each)."""
+        return self.threshold.seeds
+
+    def describe_recipe(self) -> dict[str, Any]:
+        """The recipe both sides share, plus the frozen search (plain JSON)."""
+        return {**self.threshold.describe_recipe(),
+                "frozen": (f"W_E, W_pos (N(0, 1)) and W_U (N(0, 1/d)), b_U frozen; d in {list(self.d_models)}; "
+                           f"d_mlp searched from {self.search_start} in [{self.d_mlp_min}, {self.d_mlp_max}] to "
+                           f"resolution {self.resolution:g}; budgets {list(self.budgets)}"),
+                "learned": f"threshold's condition {LEARNED_CONDITION!r} (learned W_E, W_pos; frozen W_U), "
+                           f"d_mlp = {self.threshold.mlp_ratio}·d"}
 
 
-_QUICK_POINTS = ((16, 2), (32, 2), (64, 2), (128, 2), (256, 2), (32, 4), (64, 4), (128, 4))
-_PAPER_POINTS = tuple((n, k) for k in (2, 4, 8) for n in (64, 128, 256, 512, 1024))
+_QUICK_POINTS = ((16, 4), (32, 4), (64, 4), (128, 4))
+_PAPER_POINTS = ((64, 4), (256, 4), (1024, 4), (4096, 4), (256, 2), (256, 8))
 
 
 def config(scale: str) -> Config:
-    """The config of ``scale`` (smoke, quick or paper)."""
-    common: dict[str, Any] = dict(unembed_init_std=None, learned_mlp_ratio=4, bootstrap_seed=0)
-
-    def recipe(steps: int, eval_every: int, warmup_steps: int = 50) -> Recipe:
-        return Recipe(steps=steps, lr=1e-2, warmup_steps=warmup_steps, weight_decay=0.0, batch_size=None,
-                      eval_every=eval_every, target_accuracy=0.99, success_accuracy=0.99)
-
+    """The config of ``scale`` (smoke, quick or paper); module docstring."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    t = threshold.config(scale)
+    common: dict[str, Any] = dict(threshold=t, scale=scale, d_mlp_min=1, converge_abs=1, bootstrap_seed=0)
     if scale == "smoke":
-        return Config(scale="smoke", points=((8, 2), (16, 2)), d_model=8, width_grid=(4, 16, 64),
-                      width_window=(0.2, 4.0), learned_d_grid=(4, 8), seeds=(0, 1), recipe=recipe(50, 25, 5),
-                      n_bootstrap=20, **common)
+        return Config(points=((8, 2),), d_models=(8, 16), budgets=t.budgets[:2], search_start=16,
+                      d_mlp_max=64, resolution=0.5, converge_rel=0.5, n_bootstrap=20, **common)
     if scale == "quick":
-        return Config(scale="quick", points=_QUICK_POINTS, d_model=16, width_grid=sqrt2_grid(2, 4096),
-                      width_window=(0.1, 1 / 1.4), learned_d_grid=(4, 6, 8, 11, 16), seeds=(0, 1, 2),
-                      recipe=recipe(1000, 100), n_bootstrap=1000, **common)
-    if scale == "paper":
-        return Config(scale="paper", points=_PAPER_POINTS, d_model=32, width_grid=sqrt2_grid(2, 8192),
-                      width_window=(1 / 24, 1 / 3), learned_d_grid=(4, 6, 8, 11, 16, 23, 32, 45),
-                      seeds=(0, 1, 2, 3, 4), recipe=recipe(3000, 250), n_bootstrap=2000, **common)
-    raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        return Config(points=_QUICK_POINTS, d_models=(16, 32), budgets=t.budgets[:2], search_start=16,
+                      d_mlp_max=2048, resolution=0.2, converge_rel=0.2, n_bootstrap=1000, **common)
+    return Config(points=_PAPER_POINTS, d_models=(16, 32, 64, 128), budgets=t.budgets, search_start=64,
+                  d_mlp_max=16384, resolution=0.05, converge_rel=0.1, n_bootstrap=1000, **common)
 
 
-def _model(cfg: Config, condition: str, size: int) -> ModelConfig:
-    if condition == FROZEN:
-        return ModelConfig(d_model=cfg.d_model, d_mlp=size, n_layers=1, n_heads=1, frozen_embeddings=True,
-                           frozen_unembedding=True, unembed_init_std=cfg.readout_std)
-    return ModelConfig(d_model=size, d_mlp=cfg.learned_mlp_ratio * size, n_layers=1, n_heads=1)
+def frozen_model(cfg: Config, d: int, d_mlp: int) -> ModelConfig:
+    """Threshold's ``ln_frozen`` model at width d with MLP width ``d_mlp`` and the embeddings frozen too."""
+    return dataclasses.replace(threshold.model_config(cfg.threshold, d, LEARNED_CONDITION), d_mlp=d_mlp,
+                               frozen_embeddings=True)
+
+
+def frozen_run(cfg: Config, n: int, k: int, d: int, d_mlp: int, seed: int, steps: int) -> RunConfig:
+    """One seed of the frozen search at (N, K, d), width ``d_mlp`` and budget ``steps`` (threshold's recipe)."""
+    return RunConfig(task=TaskConfig(n_subjects=n, n_relations=k), model=frozen_model(cfg, d, d_mlp),
+                     train=threshold.search_train(cfg.threshold, steps), seeds=(seed,))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The search (pure) and its replay from the store's rows
+
+
+def search_next(tried: Mapping[int, bool], *, start: int, lo: int, hi: int, resolution: float) -> int | None:
+    """:func:`~georecall.experiments.base.next_size`, stopped once the bracket is within ``resolution``.
+
+    The bracket is [largest failing size below the smallest working one, smallest working one]; it is
+    fine enough when its width is at most ``max(1, resolution · smallest working)`` (``resolution = 0``:
+    adjacent integers, exactly next_size).
+    """
+    nxt = next_size(tried, start=start, lo=lo, hi=hi)
+    works = [s for s, ok in tried.items() if ok]
+    if nxt is None or not works:
+        return nxt
+    best = min(works)
+    below = [s for s, ok in tried.items() if not ok and s < best]
+    if below and best - max(below) <= max(1, resolution * best):
+        return None
+    return nxt
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One budget of one frozen cell's search: widths tried, per-seed accuracies, what the rule reads."""
+
+    steps: int
+    tried: dict[int, bool]  # d_mlp -> works (majority of seeds)
+    accuracy: dict[int, tuple[float | None, ...]]  # d_mlp -> final accuracy per seed (None: the run failed)
+    d_mlp: int | None  # the rule's answer at this budget
+    status: str  # bracketed | censored_low | censored_high | searching
+    failed_above: tuple[int, ...]  # tried widths above the first success that fail (non-monotone)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "d_mlp": self.d_mlp, "status": self.status,
+                "failed_above": list(self.failed_above), "tried": [[w, ok] for w, ok in sorted(self.tried.items())],
+                "accuracy": [[w, list(a)] for w, a in sorted(self.accuracy.items())]}
+
+
+def _largest_fail_below(tried: Mapping[int, bool], size: int) -> int | None:
+    below = [s for s, ok in tried.items() if not ok and s < size]
+    return max(below) if below else None
+
+
+def search_stage(lookup: Callable[[int], tuple[float | None, ...] | None], steps: int, first: Sequence[int], *,
+                 lo: int, hi: int, resolution: float, success: float) -> tuple[Stage, list[int]]:
+    """Replay one budget's search: ``first`` tried together, then :func:`search_next`.
+
+    ``lookup(width)`` gives the per-seed accuracies at this budget, or None when not trained yet.
+    Returns the stage as far as it goes and the widths to train next (empty: this budget is done).
+    """
+    tried: dict[int, bool] = {}
+    accs: dict[int, tuple[float | None, ...]] = {}
+
+    def look(ws: Sequence[int]) -> list[int]:
+        missing = []
+        for w in ws:
+            o = lookup(w)
+            if o is None:
+                missing.append(w)
+            else:
+                accs[w], tried[w] = o, stats.majority_success(list(o), success, tol=ACC_TOL)
+        return missing
+
+    def stage(searching: bool = False) -> Stage:
+        if searching or not tried:
+            return Stage(steps, dict(tried), dict(accs), None, "searching", ())
+        est = smallest_size(sorted(tried), [tried[w] for w in sorted(tried)])
+        return Stage(steps, dict(tried), dict(accs), est.size, est.status, tuple(est.failed_above))
+
+    missing = look(first)
+    if missing:
+        return stage(True), missing
+    while (nxt := search_next(tried, start=first[0], lo=lo, hi=hi, resolution=resolution)) is not None:
+        if look([nxt]):
+            return stage(True), [nxt]
+    return stage(), []
+
+
+def is_converged(before: int, after: int, *, abs_tol: int, rel_tol: float) -> bool:
+    """d_mlp* moved by at most ``max(abs_tol, rel_tol · before)`` when the budget doubled."""
+    return abs(after - before) <= max(abs_tol, rel_tol * before)
+
+
+@dataclass(frozen=True)
+class SearchTrace:
+    """One frozen (N, K, d) search over the budget ladder, as far as the outcomes go."""
+
+    stages: tuple[Stage, ...]
+    pending: tuple[int, int] | None  # (width, budget) of the widths still to train: see ``missing``
+    missing: tuple[int, ...]  # widths to train next at budget ``pending[1]`` (empty: done)
+    converged: bool | None  # None: a single budget tried or not done
+    reason: str  # why the cell is not a converged, bracketed point ("" when it is)
+
+    @property
+    def done(self) -> bool:
+        return not self.missing
+
+    @property
+    def final(self) -> Stage | None:
+        return self.stages[-1] if self.stages else None
+
+
+def search_ladder(lookup: Callable[[int, int], tuple[float | None, ...] | None], budgets: Sequence[int], *,
+                  start: int, lo: int, hi: int, resolution: float, success: float, converge_abs: int,
+                  converge_rel: float) -> SearchTrace:
+    """The search over the budget ladder (pure): ``lookup(width, steps)`` as in :func:`search_stage`."""
+    stages: list[Stage] = []
+    conv: bool | None = None
+    first = [start]
+    for i, steps in enumerate(budgets):
+        st, missing = search_stage(lambda w, s=steps: lookup(w, s), steps, first, lo=lo, hi=hi,
+                                   resolution=resolution, success=success)
+        if missing:
+            return SearchTrace((*stages, st), (missing[0], steps), tuple(missing), None, "searching")
+        stages.append(st)
+        if st.status != "bracketed" or st.d_mlp is None:
+            break
+        if i > 0 and stages[-2].d_mlp is not None:
+            conv = is_converged(stages[-2].d_mlp, st.d_mlp, abs_tol=converge_abs, rel_tol=converge_rel)
+            if conv:
+                break
+        g = _largest_fail_below(st.tried, st.d_mlp)
+        first = [st.d_mlp] + ([g] if g is not None else [])
+    last = stages[-1]
+    if last.status == "censored_high":
+        reason = f"range: every d_mlp tried up to {max(last.tried)} fails at {last.steps} steps"
+    elif last.status == "censored_low":
+        reason = f"range: the smallest d_mlp tried ({min(last.tried)}) already works at {last.steps} steps"
+    elif conv is False:
+        reason = (f"budget: d_mlp* moved from {stages[-2].d_mlp} to {last.d_mlp} when the budget doubled to "
+                  f"{last.steps}, the end of the ladder")
+    elif conv is None:
+        reason = "budget: a single budget, convergence not tested"
+    else:
+        reason = ""
+    return SearchTrace(tuple(stages), None, (), conv, reason)
+
+
+def _accuracies(rows: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> tuple[float | None, ...]:
+    cell = outcome_table(rows, lambda r: (0,))[(0,)]
+    acc = dict(zip(cell.seeds, cell.accuracy, strict=True))
+    return tuple(acc.get(s) for s in seeds)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _frozen_hash(cfg: Config, n: int, k: int, d: int, w: int, seed: int, steps: int) -> str:
+    return frozen_run(cfg, n, k, d, w, seed, steps).config_hash()  # cached: every stage replays every search
+
+
+def frozen_trace(cfg: Config, n: int, k: int, d: int, by_hash: Mapping[str, Mapping[str, Any]]) -> SearchTrace:
+    """The frozen search of (N, K, d), replayed from ``by_hash`` (store rows by config hash)."""
+
+    def lookup(w: int, steps: int) -> tuple[float | None, ...] | None:
+        hashes = [_frozen_hash(cfg, n, k, d, w, s, steps) for s in cfg.seeds]
+        if not all(h in by_hash for h in hashes):
+            return None
+        return _accuracies([by_hash[h] for h in hashes], cfg.seeds)
+
+    return search_ladder(lookup, cfg.budgets, start=cfg.search_start, lo=cfg.d_mlp_min, hi=cfg.d_mlp_max,
+                         resolution=cfg.resolution, success=cfg.success_accuracy, converge_abs=cfg.converge_abs,
+                         converge_rel=cfg.converge_rel)
+
+
+def _frozen_cells(cfg: Config) -> list[tuple[int, int, int]]:
+    return [(n, k, d) for n, k in cfg.points for d in cfg.d_models]
 
 
 def runs(cfg: Config) -> list[RunConfig]:
-    """One run per (condition, N, K, size, seed): frozen sweeps d_mlp, learned sweeps d_model."""
-    train = cfg.train_config()
-    out = []
+    """The first stage: every frozen search at ``search_start`` and every learned trace's first runs."""
+    return next_runs(cfg, [], Path("."))
+
+
+def next_runs(cfg: Config, rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[RunConfig]:
+    """The next runs of every unfinished search: threshold's ``ln_frozen`` traces and the frozen searches."""
+    del out_dir
+    by_hash = {r["hash"]: r for r in rows}
+    out: list[RunConfig] = []
     for n, k in cfg.points:
-        task = TaskConfig(n_subjects=n, n_relations=k)
-        cells = [(FROZEN, w) for w in cfg.widths_for(n, k)] + [(LEARNED, d) for d in cfg.learned_d_grid]
-        for condition, size in cells:
-            model = _model(cfg, condition, size)
-            out.extend(RunConfig(task=task, model=model, train=train, seeds=(s,)) for s in cfg.seeds)
+        out.extend(threshold.cell_trace(cfg.threshold, LEARNED_CONDITION, n, k, by_hash).pending)
+    for n, k, d in _frozen_cells(cfg):
+        t = frozen_trace(cfg, n, k, d, by_hash)
+        if t.pending is not None:
+            out.extend(frozen_run(cfg, n, k, d, w, s, t.pending[1]) for w in t.missing for s in cfg.seeds)
     return out
 
 
 # ---------------------------------------------------------------------------------------------------
-# Pure analysis
-
-
-def needed_size(sizes: Sequence[int], successes: Sequence[int], totals: Sequence[int]) -> tuple[int | None, str]:
-    """The shared smallest-size rule (:func:`~georecall.experiments.base.smallest_size`) on success counts.
-
-    Returns ``(size, status)``: ``bracketed`` (a smaller tried size fails), ``censored_low`` (the
-    smallest tried size already passes: the need is at most ``size``) or ``censored_high`` (the largest
-    tried size fails: ``size`` is None).
-    """
-    if not (len(sizes) == len(successes) == len(totals)) or not sizes:
-        raise ValueError(f"sizes, successes and totals must be non-empty and of one length, got "
-                         f"{len(sizes)}, {len(successes)}, {len(totals)}")
-    est = smallest_size(sizes, [is_majority(k, t) for k, t in zip(successes, totals, strict=True)])
-    return est.size, est.status
-
-
-def first_success(sizes: Sequence[int], successes: Sequence[int], totals: Sequence[int]) -> int | None:
-    """The smallest tried size with a majority of successes (ignores failures above it); None if none."""
-    return smallest_size(sizes, [is_majority(k, t) for k, t in zip(successes, totals, strict=True)]).first_success
-
-
-def fit_loglog(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
-    """:func:`fit_line` of ``log y`` on ``log x`` (natural logs): ``slope`` is the power-law exponent."""
-    if any(v <= 0 for v in list(x) + list(y)):
-        raise ValueError("fit_loglog needs positive values")
-    return fit_line(np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float)))
+# Pure analysis: tables, the rule on resampled seeds, fits
 
 
 @dataclass(frozen=True)
-class PointOutcomes:
-    """The seed-by-size success table of one (N, K) in one condition (input of the bootstrap)."""
+class Table:
+    """One cell's tried sizes and per-seed successes (the input of the rule and of the bootstrap)."""
 
-    x: float  # N*K
-    sizes: tuple[int, ...]  # the tried sizes (increasing)
-    success: tuple[tuple[bool, ...], ...]  # [size][seed]: the run reached the target
+    sizes: tuple[int, ...]
+    success: tuple[tuple[bool, ...], ...]  # [size][seed]
+
+    def need(self, cols: Sequence[int] | None = None) -> tuple[int | None, str]:
+        """The rule's (size, status) on the seeds ``cols`` (default: all)."""
+        if not self.sizes:
+            return None, "censored_high"
+        idx = range(len(self.success[0])) if cols is None else cols
+        ok = [stats.is_majority(sum(bool(row[c]) for c in idx), len(idx)) for row in self.success]
+        est = smallest_size(list(self.sizes), ok)
+        return est.size, est.status
 
 
-def needed_from_outcomes(p: PointOutcomes, seed_idx: Sequence[int] | None = None) -> tuple[int | None, str]:
-    """:func:`needed_size` of a point, optionally on a resample ``seed_idx`` of its seeds (columns)."""
-    cols = range(len(p.success[0])) if seed_idx is None else seed_idx
-    succ = [sum(bool(row[c]) for c in cols) for row in p.success]
-    return needed_size(p.sizes, succ, [len(cols)] * len(p.sizes))
+def merged_table(stages: Sequence[Any], success: float) -> Table:
+    """The widths of every stage, each at the largest budget it was tried at (stages: budget order).
 
-
-def seed_bootstrap(points: Sequence[PointOutcomes], n_boot: int, seed: int, *,
-                   log: bool = False) -> list[float]:
-    """Slopes of the needed size against x over ``n_boot`` replicates that resample each point's seeds.
-
-    A replicate keeps the bracketed points of its resample; one with fewer than two distinct x is
-    skipped. ``log`` fits log-log (the exponent) instead of the linear slope.
+    A smaller budget's outcome is kept only outside the range of widths tried at larger budgets (below
+    it a width fails, above it one works, consistently with the later searches).
     """
-    rng = np.random.default_rng(seed)
-    slopes = []
-    for _ in range(n_boot):
-        xs, ys = [], []
-        for p in points:
-            n_seeds = len(p.success[0])
-            size, status = needed_from_outcomes(p, rng.integers(0, n_seeds, n_seeds).tolist())
-            if status == "bracketed":
-                xs.append(p.x)
-                ys.append(size)
-        if len(set(xs)) >= 2:
-            slopes.append((fit_loglog if log else fit_line)(xs, ys)["slope"])
-    return slopes
+    out: dict[int, tuple[bool, ...]] = {}
+    lo_b, hi_b = math.inf, -math.inf
+    for st in reversed(list(stages)):
+        if not st.accuracy:
+            continue
+        for w, accs in st.accuracy.items():
+            if w in out or lo_b <= w <= hi_b:
+                continue
+            out[w] = tuple(a is not None and a >= success - ACC_TOL for a in accs)
+        lo_b, hi_b = min(lo_b, min(st.accuracy)), max(hi_b, max(st.accuracy))
+    sizes = tuple(sorted(out))
+    return Table(sizes, tuple(out[s] for s in sizes))
 
 
-def slope_with_spread(points: Sequence[PointOutcomes], n_boot: int, seed: int, *, log: bool = False,
-                      kind: str = "") -> dict[str, Any]:
-    """The fit over the bracketed points plus the seed-bootstrap spread of its slope.
+def fit_power(x: Sequence[float], y: Sequence[float]) -> dict[str, Any] | None:
+    """Least squares of ``log y`` on ``log x``: slope = exponent; None without two distinct x."""
+    if len(set(x)) < 2:
+        return None
+    return stats.fit_line(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)))
 
-    Keys: slope, intercept, stderr (OLS), boot_stderr, ci95 ([2.5 %, 97.5 %] bootstrap percentiles),
-    r2, n_points, n_boot (replicates that could be fitted), x and y (the fitted points), kind. The
-    numbers are None when fewer than two distinct x are bracketed.
+
+def fit_joint(nk: Sequence[float], d: Sequence[float], w: Sequence[float]) -> dict[str, Any] | None:
+    """Least squares ``log w = c + α log nk + β log d``: alpha, beta, c, their OLS standard errors, n.
+
+    None without two distinct values of each regressor and at least four points.
     """
-    xs, ys = [], []
-    for p in points:
-        size, status = needed_from_outcomes(p)
-        if status == "bracketed":
-            xs.append(p.x)
-            ys.append(size)
-    out: dict[str, Any] = {"slope": None, "intercept": None, "stderr": None, "boot_stderr": None, "ci95": None,
-                           "r2": None, "n_points": len(xs), "n_boot": 0, "x": xs, "y": ys, "kind": kind}
-    if len(set(xs)) < 2:
-        return out
-    fit = (fit_loglog if log else fit_line)(xs, ys)
-    out.update(slope=fit["slope"], intercept=fit["intercept"], stderr=fit["stderr"], r2=fit["r2"])
-    boot = seed_bootstrap(points, n_boot, seed, log=log)
-    out["n_boot"] = len(boot)
-    if len(boot) >= 2:
-        out["boot_stderr"] = float(np.std(boot, ddof=1))
-        out["ci95"] = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+    if len(set(nk)) < 2 or len(set(d)) < 2 or len(w) < 4:
+        return None
+    X = np.column_stack([np.ones(len(w)), np.log(np.asarray(nk, float)), np.log(np.asarray(d, float))])
+    y = np.log(np.asarray(w, float))
+    coef, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
+    if rank < 3:
+        return None
+    resid = y - X @ coef
+    dof = len(w) - 3
+    se: list[float | None] = [None, None, None]
+    if dof > 0:
+        cov = float(resid @ resid) / dof * np.linalg.inv(X.T @ X)
+        se = [float(math.sqrt(max(v, 0.0))) for v in np.diag(cov)]
+    return {"c": float(coef[0]), "alpha": float(coef[1]), "beta": float(coef[2]), "c_stderr": se[0],
+            "alpha_stderr": se[1], "beta_stderr": se[2], "n": len(w)}
+
+
+def scaling_statistics(frozen: Mapping[tuple[int, int, int], int | None],
+                       learned: Mapping[tuple[int, int], int | None],
+                       frozen_params: Callable[[int, int, int, int], int | None],
+                       learned_params: Callable[[int, int, int], int | None]) -> dict[str, float | None]:
+    """Every scalar the intervals are drawn for, from needs (None: not bracketed) — one call per replicate.
+
+    ``frozen[(N, K, d)]`` = d_mlp*, ``learned[(N, K)]`` = d*; the params callables give the non-embedding
+    count of a tried size. Keys: alpha, beta, product, by_d.<d>, by_nk.<NK>, frozen_param_exponent,
+    learned_param_exponent, learned_slope, ratio.<NK>.
+    """
+    out: dict[str, float | None] = {}
+    pts = [(n * k, d, w) for (n, k, d), w in frozen.items() if w is not None]
+    j = fit_joint([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts])
+    out["alpha"], out["beta"] = (None, None) if j is None else (j["alpha"], j["beta"])
+    f = fit_power([p[0] for p in pts], [p[1] * p[2] for p in pts])
+    out["product"] = None if f is None else f["slope"]
+    for d in sorted({d for (_, _, d) in frozen}):
+        sel = [p for p in pts if p[1] == d]
+        f = fit_power([p[0] for p in sel], [p[2] for p in sel])
+        out[f"by_d.{d}"] = None if f is None else f["slope"]
+    for nk in sorted({n * k for (n, k, _) in frozen}):
+        sel = [p for p in pts if p[0] == nk]
+        f = fit_power([p[1] for p in sel], [p[2] for p in sel])
+        out[f"by_nk.{nk}"] = None if f is None else f["slope"]
+    cheapest: dict[tuple[int, int], int] = {}
+    for (n, k, d), w in frozen.items():
+        p = None if w is None else frozen_params(n, k, d, w)
+        if p is not None and ((n, k) not in cheapest or p < cheapest[(n, k)]):
+            cheapest[(n, k)] = p
+    f = fit_power([n * k for n, k in cheapest], [cheapest[c] for c in cheapest])
+    out["frozen_param_exponent"] = None if f is None else f["slope"]
+    lp = {(n, k): learned_params(n, k, d) for (n, k), d in learned.items() if d is not None}
+    lp = {c: v for c, v in lp.items() if v is not None}
+    f = fit_power([n * k for n, k in lp], [lp[c] for c in lp])
+    out["learned_param_exponent"] = None if f is None else f["slope"]
+    ls = [(threshold.k_log2_n(n, k), d) for (n, k), d in learned.items() if d is not None]
+    out["learned_slope"] = (stats.fit_line([a for a, _ in ls], [b for _, b in ls])["slope"]
+                            if len({a for a, _ in ls}) >= 2 else None)
+    for (n, k) in sorted({(n, k) for (n, k, _) in frozen}, key=lambda c: (c[0] * c[1], c[1])):
+        a, b = cheapest.get((n, k)), lp.get((n, k))
+        out[f"ratio.{n}.{k}"] = a / b if a and b else None
     return out
 
 
-def param_groups(n_params: dict[str, int], frozen: bool) -> dict[str, int]:
-    """Non-embedding (attention + MLP + LayerNorm), trainable and total parameter counts of one model."""
-    non_emb = int(n_params["attention"] + n_params["mlp"] + n_params["layernorm"])
-    return {"non_embedding": non_emb, "trainable": non_emb if frozen else int(n_params["total"]),
-            "total": int(n_params["total"])}
+def percentile_interval(values: Sequence[float | None]) -> list[float] | None:
+    """[2.5 %, 97.5 %] percentiles of the non-None values; None with fewer than two."""
+    vals = [v for v in values if v is not None]
+    if len(vals) < 2:
+        return None
+    return [float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))]
+
+
+def associative_memory_verdict(alpha_ci: Sequence[float] | None, beta_ci: Sequence[float] | None) -> dict[str, Any]:
+    """Does d·d_mlp ∝ N·K hold? ``holds``, ``fails`` or ``inconclusive`` (``untested`` without intervals).
+
+    holds: α's interval contains 1 and lies above 0.5, β's contains −1 and lies below −0.5; fails: α's
+    interval excludes 1 or β's excludes −1; inconclusive: neither (an interval too wide to decide).
+    """
+    if alpha_ci is None or beta_ci is None:
+        return {"verdict": "untested", "reason": "too few bracketed frozen cells to fit α and β"}
+    a_in, b_in = alpha_ci[0] <= 1 <= alpha_ci[1], beta_ci[0] <= -1 <= beta_ci[1]
+    if not (a_in and b_in):
+        why = []
+        if not a_in:
+            why.append(f"the N·K exponent's interval [{alpha_ci[0]:.2f}, {alpha_ci[1]:.2f}] excludes 1")
+        if not b_in:
+            why.append(f"the d exponent's interval [{beta_ci[0]:.2f}, {beta_ci[1]:.2f}] excludes −1")
+        return {"verdict": "fails", "reason": " and ".join(why)}
+    if alpha_ci[0] > 0.5 and beta_ci[1] < -0.5:
+        return {"verdict": "holds", "reason": f"α in [{alpha_ci[0]:.2f}, {alpha_ci[1]:.2f}] ∋ 1 and β in "
+                                              f"[{beta_ci[0]:.2f}, {beta_ci[1]:.2f}] ∋ −1"}
+    return {"verdict": "inconclusive", "reason": "the intervals contain α = 1, β = −1 but are too wide to exclude "
+                                                 "α ≤ 0.5 or β ≥ −0.5"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,167 +571,248 @@ def param_groups(n_params: dict[str, int], frozen: bool) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Result:
-    """The contract of ``result.json`` for ``frozen_control``."""
+    """The contract of ``result.json`` for ``frozen_control`` (schema 2)."""
 
     schema_version: int  # this layout's version
     scale: str  # smoke | quick | paper
     config: dict[str, Any]  # the Config of the scale, as a dict
-    recipe: str  # the training recipe and budget in words
-    curves: list[dict[str, Any]]  # one per (condition, N, K, size): seeds' accuracies, successes, params
-    points: list[dict[str, Any]]  # one per (condition, N, K): needed size, status, parameters needed
-    # Headline. Linear least squares of the needed frozen d_mlp on N*K over the bracketed points:
-    # slope = MLP units per fact, stderr = OLS standard error, ci95 / boot_stderr = seed bootstrap.
-    width_slope: dict[str, Any]
-    width_exponent: dict[str, Any]  # the same fit on log-log axes: slope = exponent of width in N*K
-    # Per condition, log-log fit of the non-embedding parameters needed against N*K (the exponent).
-    param_exponent: dict[str, dict[str, Any]]
-    # Per condition, linear fit of the non-embedding parameters needed against N*K (parameters per fact).
-    param_per_fact: dict[str, dict[str, Any]]
-    comparison: list[dict[str, Any]]  # per (N, K): frozen and learned parameters needed and their ratio
+    recipe: dict[str, Any]  # the shared training recipe and the frozen search, plain JSON
+    # One per (N, K, d): d_mlp*, status, converged, reason, bracket, its interval, parameters, the stages.
+    frozen: list[dict[str, Any]]
+    # One per (N, K): threshold's ln_frozen trace: d*, status, converged, interval, parameters, the stages.
+    learned: list[dict[str, Any]]
+    # The fits (point estimates and seed-bootstrap 95 % intervals): joint, product, by_d, by_nk,
+    # param_exponent, learned_slope; see the module docstring.
+    fits: dict[str, Any]
+    associative_memory: dict[str, Any]  # verdict (holds | fails | inconclusive | untested) and reason
+    comparison: list[dict[str, Any]]  # per (N, K): cheapest frozen vs learned non-embedding parameters, ratio
+    scope: dict[str, Any]  # counts of bracketed / converged cells, unbracketed cells with their reasons
+    own_wall_time_s: float  # seconds of the frozen-embedding ensembles (each ensemble counted once)
+    learned_wall_time_s: float  # seconds of the learned (threshold) ensembles, as recorded in their rows
     n_runs: int  # runs analysed
     n_failed_runs: int  # runs whose training raised (counted as not reaching the target)
     sweep: dict[str, Any] = field(default_factory=dict)  # filled by the driver: what the sweep trained
     wall_time_s: float = 0.0  # filled by the driver: wall time of the run command
 
 
-def _row_cell(row: dict[str, Any]) -> tuple[str, int, int, int]:
-    frozen = bool(row["config.model.frozen_embeddings"])
-    size = row["config.model.d_mlp"] if frozen else row["config.model.d_model"]
-    return (FROZEN if frozen else LEARNED, int(row["config.task.n_subjects"]), int(row["config.task.n_relations"]),
-            int(size))
+def _non_embedding(row: Mapping[str, Any]) -> tuple[int, int] | None:
+    try:
+        non = int(row["result.n_params.attention"] + row["result.n_params.mlp"] + row["result.n_params.layernorm"])
+        return non, int(row["result.n_params.total"])
+    except (KeyError, TypeError):
+        return None
+
+
+def _ensemble_seconds(rows: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], tuple]) -> float:
+    """Wall seconds of the ensembles behind ``rows``: the rows of one ensemble share its time (counted once)."""
+    best: dict[tuple, float] = {}
+    for r in rows:
+        t = r.get("wall_time_s")
+        if t is not None:
+            best[key(r)] = max(best.get(key(r), 0.0), float(t))
+    return float(sum(best.values()))
+
+
+def _interval(boot: Sequence[Mapping[str, float | None]], key: str) -> list[float] | None:
+    return percentile_interval([b.get(key) for b in boot])
 
 
 def analyze(cfg: Config, rows: list[dict[str, Any]], out_dir: Path) -> Result:
-    """Success tables, needed sizes, the width slope with its seed-bootstrap spread, parameter contrasts."""
-    del out_dir  # everything needed is in the rows
-    cells = outcome_table(rows, _row_cell)
-    n_failed = sum(row["status"] != "done" for row in rows)
+    """Replay both searches, read the needs, fit the scalings with their seed-bootstrap intervals."""
+    del out_dir
+    by_hash = {r["hash"]: r for r in rows}
+    seeds = cfg.seeds
+    succ = cfg.success_accuracy
+    tcfg = cfg.threshold
 
-    curves: list[dict[str, Any]] = []
-    outcomes: dict[tuple[str, int, int], PointOutcomes] = {}
-    params_at: dict[tuple[str, int, int, int], dict[str, int] | None] = {}
-    for condition in CONDITIONS:
-        for n, k in cfg.points:
-            sizes = cfg.widths_for(n, k) if condition == FROZEN else cfg.learned_d_grid
-            table = []
-            for size in sizes:
-                cell = cells.get((condition, n, k, size))
-                by_seed = {} if cell is None else dict(zip(cell.seeds, zip(cell.accuracy, cell.steps, strict=True),
-                                                           strict=True))
-                accs = [by_seed.get(s, (None, None))[0] for s in cfg.seeds]
-                steps = [by_seed.get(s, (None, None))[1] for s in cfg.seeds]
-                succ = [acc is not None and acc >= cfg.success_accuracy - _EPS for acc in accs]
-                groups = None
-                if cell is not None and cell.n_params is not None:
-                    groups = param_groups(cell.n_params, condition == FROZEN)
-                params_at[(condition, n, k, size)] = groups
-                table.append(tuple(succ))
-                finite = [a for a in accs if a is not None]
-                done_steps = [t for t in steps if t is not None]
-                curves.append({
-                    "condition": condition, "N": n, "K": k, "NK": n * k, "size": size,
-                    "d_model": cfg.d_model if condition == FROZEN else size,
-                    "d_mlp": size if condition == FROZEN else cfg.learned_mlp_ratio * size,
-                    "n_seeds": len(cfg.seeds), "n_success": sum(succ), "majority": is_majority(sum(succ), len(succ)),
-                    "accuracy": accs, "steps": steps,
-                    "mean_accuracy": float(np.mean(finite)) if finite else None,
-                    "median_accuracy": float(np.median(finite)) if finite else None,
-                    "min_accuracy": min(finite) if finite else None, "max_accuracy": max(finite) if finite else None,
-                    "median_steps": float(np.median(done_steps)) if done_steps else None,
-                    "params_non_embedding": None if groups is None else groups["non_embedding"],
-                    "params_trainable": None if groups is None else groups["trainable"],
-                    "params_total": None if groups is None else groups["total"],
-                })
-            outcomes[(condition, n, k)] = PointOutcomes(x=float(n * k), sizes=tuple(sizes), success=tuple(table))
-
-    points = []
-    for condition in CONDITIONS:
-        for n, k in cfg.points:
-            p = outcomes[(condition, n, k)]
-            size, status = needed_from_outcomes(p)
-            succ = [sum(r) for r in p.success]
-            groups = params_at.get((condition, n, k, size)) if size is not None else None
-            points.append({
-                "condition": condition, "N": n, "K": k, "NK": n * k, "needed_size": size, "status": status,
-                "size_name": "d_mlp" if condition == FROZEN else "d_model",
-                "first_success": first_success(p.sizes, succ, [len(cfg.seeds)] * len(p.sizes)),
-                "tried": list(p.sizes),
-                "d_model": (cfg.d_model if condition == FROZEN else size),
-                "d_mlp": (size if condition == FROZEN else None if size is None else cfg.learned_mlp_ratio * size),
-                "params_non_embedding": None if groups is None else groups["non_embedding"],
-                "params_trainable": None if groups is None else groups["trainable"],
-                "params_total": None if groups is None else groups["total"],
-                "information_bits": information_bits(n, k),
-            })
-
-    frozen_pts = [outcomes[(FROZEN, n, k)] for n, k in cfg.points]
-    width_slope = slope_with_spread(frozen_pts, cfg.n_bootstrap, cfg.bootstrap_seed, kind=(
-        "linear least squares of needed d_mlp (frozen, d fixed) on N*K over bracketed points; slope in MLP units "
-        "per fact; stderr = OLS, boot_stderr and ci95 = seed bootstrap (majority rule re-applied)"))
-    width_exponent = slope_with_spread(frozen_pts, cfg.n_bootstrap, cfg.bootstrap_seed, log=True, kind=(
-        "least squares of log needed d_mlp on log N*K (frozen) over bracketed points; slope = exponent; "
-        "stderr = OLS, ci95 = seed bootstrap"))
-
-    param_exponent, param_per_fact = {}, {}
-    for condition in CONDITIONS:
-        use = [p for p in points if p["condition"] == condition and p["status"] == "bracketed"
-               and p["params_non_embedding"] is not None]
-        xs = [float(p["NK"]) for p in use]
-        ys = [float(p["params_non_embedding"]) for p in use]
-        base = {"n_points": len(use), "x": xs, "y": ys}
-        if len(set(xs)) >= 2:
-            param_exponent[condition] = {**fit_loglog(xs, ys), **base, "kind": "log-log least squares of "
-                                         "non-embedding params needed on N*K; slope = exponent; stderr = OLS"}
-            param_per_fact[condition] = {**fit_line(xs, ys), **base, "kind": "linear least squares of "
-                                         "non-embedding params needed on N*K; slope = parameters per fact"}
+    # Parameter counts of every tried size, from the rows.
+    fparams: dict[tuple[int, int, int, int], tuple[int, int]] = {}
+    lparams: dict[tuple[int, int, int], tuple[int, int]] = {}
+    frozen_rows, learned_rows = [], []
+    for r in rows:
+        n, k = int(r["config.task.n_subjects"]), int(r["config.task.n_relations"])
+        d, w = int(r["config.model.d_model"]), int(r["config.model.d_mlp"])
+        p = _non_embedding(r) if r.get("status") == "done" else None
+        if r.get("config.model.frozen_embeddings"):
+            frozen_rows.append(r)
+            if p is not None:
+                fparams[(n, k, d, w)] = p
         else:
-            empty = {"slope": None, "intercept": None, "stderr": None, "r2": None, "n": len(use)}
-            param_exponent[condition] = {**empty, **base, "kind": "too few bracketed points to fit"}
-            param_per_fact[condition] = {**empty, **base, "kind": "too few bracketed points to fit"}
+            learned_rows.append(r)
+            if p is not None:
+                lparams[(n, k, d)] = p
+
+    ftraces = {c: frozen_trace(cfg, *c, by_hash) for c in _frozen_cells(cfg)}
+    ltraces = {(n, k): threshold.cell_trace(tcfg, LEARNED_CONDITION, n, k, by_hash) for n, k in cfg.points}
+    ftables = {c: merged_table(t.stages, succ) for c, t in ftraces.items()}
+    ltables = {c: merged_table([s for s in t.stages if s.accuracy], succ) for c, t in ltraces.items()}
+
+    def fneed(c: tuple[int, int, int]) -> int | None:
+        t = ftraces[c]
+        return t.final.d_mlp if t.done and t.final is not None and t.final.status == "bracketed" else None
+
+    def lneed(c: tuple[int, int]) -> int | None:
+        t = ltraces[c]
+        return t.d_star if t.status == "bracketed" else None
+
+    def fp(n: int, k: int, d: int, w: int) -> int | None:
+        v = fparams.get((n, k, d, w))
+        return None if v is None else v[0]
+
+    def lp(n: int, k: int, d: int) -> int | None:
+        v = lparams.get((n, k, d))
+        return None if v is None else v[0]
+
+    point = scaling_statistics({c: fneed(c) for c in ftraces}, {c: lneed(c) for c in ltraces}, fp, lp)
+
+    # Seed bootstrap: one draw of seed indices per (N, K) world, applied to every d and to both conditions.
+    rng = np.random.default_rng(cfg.bootstrap_seed)
+    boot: list[dict[str, float | None]] = []
+    fboot: dict[tuple[int, int, int], list[int]] = {c: [] for c in ftraces}
+    lboot: dict[tuple[int, int], list[int]] = {c: [] for c in ltraces}
+    n_seeds = len(seeds)
+    for _ in range(cfg.n_bootstrap):
+        draw = {c: rng.integers(0, n_seeds, n_seeds).tolist() for c in cfg.points}
+        fr: dict[tuple[int, int, int], int | None] = {}
+        for c, tab in ftables.items():
+            w, status = tab.need(draw[(c[0], c[1])])
+            fr[c] = w if status == "bracketed" else None
+            if fr[c] is not None:
+                fboot[c].append(fr[c])
+        lr: dict[tuple[int, int], int | None] = {}
+        for c, tab in ltables.items():
+            d, status = tab.need(draw[c])
+            lr[c] = d if status == "bracketed" else None
+            if lr[c] is not None:
+                lboot[c].append(lr[c])
+        boot.append(scaling_statistics(fr, lr, fp, lp))
+
+    def stat(key: str, **extra: Any) -> dict[str, Any]:
+        vals = [b.get(key) for b in boot]
+        return {"value": point.get(key), "ci95": _interval(boot, key),
+                "n_boot": sum(v is not None for v in vals), **extra}
+
+    frozen_out = []
+    for (n, k, d), t in ftraces.items():
+        w = fneed((n, k, d))
+        fin = t.final
+        g = None if fin is None or fin.d_mlp is None else _largest_fail_below(fin.tried, fin.d_mlp)
+        prm = None if w is None else fparams.get((n, k, d, w))
+        frozen_out.append({
+            "N": n, "K": k, "NK": n * k, "d_model": d, "d_mlp": w, "status": t.final.status if t.final else "searching",
+            "converged": t.converged, "reason": t.reason, "budget": None if fin is None else fin.steps,
+            "bracket": None if w is None else [g, w], "d_mlp_ci95": percentile_interval(fboot[(n, k, d)]),
+            "d_times_d_mlp": None if w is None else d * w,
+            "params_non_embedding": None if prm is None else prm[0], "params_total": None if prm is None else prm[1],
+            "non_monotone": list(fin.failed_above) if fin else [],
+            "stages": [s.as_dict() for s in t.stages]})
+
+    learned_out = []
+    for (n, k), t in ltraces.items():
+        dstar = lneed((n, k))
+        prm = None if dstar is None else lparams.get((n, k, dstar))
+        sel = construction_cost("selector", n, k, 1)
+        learned_out.append({
+            "N": n, "K": k, "NK": n * k, "k_log2_n": threshold.k_log2_n(n, k), "d_star": dstar,
+            "d_mlp": None if dstar is None else tcfg.mlp_ratio * dstar, "status": t.status,
+            "converged": t.converged, "budget": None if t.final is None else t.final.steps,
+            "d_star_ci95": percentile_interval(lboot[(n, k)]),
+            "params_non_embedding": None if prm is None else prm[0], "params_total": None if prm is None else prm[1],
+            "violations": list(t.violations), "selector_d": sel.d_model,
+            "selector_non_embedding": sel.attention + sel.mlp, "information_bits": information_bits(n, k),
+            "stages": [s.as_dict() for s in t.stages]})
+
+    alpha, beta = stat("alpha"), stat("beta")
+    fits = {
+        "joint": {"alpha": alpha, "beta": beta,
+                  "kind": "least squares log d_mlp* = c + α log(N·K) + β log d over bracketed frozen cells; "
+                          "associative memory: α = 1, β = −1"},
+        "product": stat("product", kind="log(d·d_mlp*) on log(N·K), pooled over d; associative memory: 1"),
+        "by_d": {str(d): stat(f"by_d.{d}", kind=f"log d_mlp* on log(N·K) at d = {d}") for d in cfg.d_models},
+        "by_nk": {str(nk): stat(f"by_nk.{nk}", kind=f"log d_mlp* on log d at N·K = {nk}")
+                  for nk in sorted({n * k for n, k in cfg.points})},
+        "param_exponent": {
+            FROZEN: stat("frozen_param_exponent", kind="log non-embedding params of the cheapest frozen d on log N·K"),
+            LEARNED: stat("learned_param_exponent", kind="log non-embedding params at d* on log N·K")},
+        "learned_slope": stat("learned_slope", kind="d* (learned embeddings) on K log2 N, least squares"),
+    }
+    # The joint fit's own numbers (intercept, OLS errors) at the point estimate, for the figure's lines.
+    pts = [(c[0] * c[1], c[2], fneed(c)) for c in ftraces if fneed(c) is not None]
+    j = fit_joint([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts])
+    fits["joint"]["ols"] = j
+    prod = fit_power([p[0] for p in pts], [p[1] * p[2] for p in pts])
+    fits["product"]["ols"] = prod
 
     comparison = []
     for n, k in cfg.points:
-        f = next(p for p in points if p["condition"] == FROZEN and (p["N"], p["K"]) == (n, k))
-        g = next(p for p in points if p["condition"] == LEARNED and (p["N"], p["K"]) == (n, k))
-        pf, pl = f["params_non_embedding"], g["params_non_embedding"]
+        fz = [f for f in frozen_out if (f["N"], f["K"]) == (n, k) and f["params_non_embedding"] is not None]
+        best = min(fz, key=lambda f: f["params_non_embedding"], default=None)
+        le = next(e for e in learned_out if (e["N"], e["K"]) == (n, k))
         comparison.append({
-            "N": n, "K": k, "NK": n * k, "frozen_status": f["status"], "learned_status": g["status"],
-            "frozen_d_mlp": f["needed_size"], "learned_d_model": g["needed_size"],
-            "frozen_params_non_embedding": pf, "learned_params_non_embedding": pl,
-            "frozen_params_total": f["params_total"], "learned_params_total": g["params_total"],
-            "ratio_non_embedding": (pf / pl) if pf and pl else None,
-        })
+            "N": n, "K": k, "NK": n * k, "frozen_d_model": None if best is None else best["d_model"],
+            "frozen_d_mlp": None if best is None else best["d_mlp"],
+            "frozen_params_non_embedding": None if best is None else best["params_non_embedding"],
+            "learned_d_star": le["d_star"], "learned_params_non_embedding": le["params_non_embedding"],
+            "learned_params_total": le["params_total"],
+            "ratio_non_embedding": point.get(f"ratio.{n}.{k}"), "ratio_ci95": _interval(boot, f"ratio.{n}.{k}")})
 
+    n_br = sum(f["status"] == "bracketed" for f in frozen_out)
+    n_conv = sum(f["status"] == "bracketed" and f["converged"] is True for f in frozen_out)
+    scope = {"n_frozen_cells": len(frozen_out), "n_frozen_bracketed": n_br, "n_frozen_converged": n_conv,
+             "n_learned_cells": len(learned_out),
+             "n_learned_bracketed": sum(e["status"] == "bracketed" for e in learned_out),
+             "n_learned_converged": sum(e["status"] == "bracketed" and e["converged"] is True for e in learned_out),
+             "unbracketed": [{"condition": FROZEN, "N": f["N"], "K": f["K"], "d_model": f["d_model"],
+                              "status": f["status"], "reason": f["reason"]} for f in frozen_out if f["reason"]]
+                            + [{"condition": LEARNED, "N": e["N"], "K": e["K"], "status": e["status"],
+                                "reason": "range" if e["status"].startswith("censored") else
+                                ("budget: not converged" if e["converged"] is False else "")}
+                               for e in learned_out if e["status"] != "bracketed" or e["converged"] is False]}
+
+    fkey = lambda r: ("f", r["config.task.n_subjects"], r["config.task.n_relations"], r["config.model.d_model"],  # noqa: E731
+                      r["config.model.d_mlp"], r.get("config.train.steps"))
+    lkey = lambda r: ("l", r["config.task.n_subjects"], r["config.task.n_relations"], r["config.model.d_model"],  # noqa: E731
+                      r.get("config.train.steps"), r.get("config.train.lr"))
     return Result(schema_version=SCHEMA_VERSION, scale=cfg.scale, config=dataclasses.asdict(cfg),
-                  recipe=cfg.describe_recipe(), curves=curves, points=points, width_slope=width_slope,
-                  width_exponent=width_exponent, param_exponent=param_exponent, param_per_fact=param_per_fact,
-                  comparison=comparison, n_runs=len(rows), n_failed_runs=int(n_failed))
+                  recipe=cfg.describe_recipe(), frozen=frozen_out, learned=learned_out, fits=fits,
+                  associative_memory=associative_memory_verdict(alpha["ci95"], beta["ci95"]),
+                  comparison=comparison, scope=scope,
+                  own_wall_time_s=_ensemble_seconds(frozen_rows, fkey),
+                  learned_wall_time_s=_ensemble_seconds(learned_rows, lkey),
+                  n_runs=len(rows), n_failed_runs=sum(r.get("status") != "done" for r in rows))
 
 
 def _fmt(v: Any, spec: str = ".3g") -> str:
     return "-" if v is None else format(v, spec) if isinstance(v, float) else str(v)
 
 
+def _ci(ci: Sequence[float] | None) -> str:
+    return "-" if ci is None else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+
+
 def summarize(result: Result) -> str:
-    """A plain-text table: needed width per N*K, the slope with its spread, frozen vs learned parameters."""
-    ws, we = result.width_slope, result.width_exponent
-    lines = [f"frozen_control ({result.scale}): {result.recipe}", "",
-             "  N    K   N*K | frozen d_mlp  status        P_nonemb | learned d  status        P_nonemb  P_total"
-             " | ratio"]
+    """A plain-text summary: needs per cell, the fits with intervals, the comparison."""
+    lines = [f"frozen_control ({result.scale})", "", "frozen:  N    K   N*K    d | d_mlp*  95% CI        status      "
+             "conv  P_nonemb  reason"]
+    for f in result.frozen:
+        lines.append(f"      {f['N']:>4} {f['K']:>4} {f['NK']:>5} {f['d_model']:>4} | {_fmt(f['d_mlp']):>6}  "
+                     f"{_ci(f['d_mlp_ci95']):<13} {f['status']:<11} {_fmt(f['converged']):<5} "
+                     f"{_fmt(f['params_non_embedding']):>8}  {f['reason']}")
+    lines.append("learned (threshold ln_frozen):")
+    for e in result.learned:
+        lines.append(f"      {e['N']:>4} {e['K']:>4} {e['NK']:>5} | d* {_fmt(e['d_star']):>4} {_ci(e['d_star_ci95'])} "
+                     f"{e['status']} conv {_fmt(e['converged'])} P_nonemb {_fmt(e['params_non_embedding'])}")
+    ft = result.fits
+    lines += ["", f"joint: alpha {_fmt(ft['joint']['alpha']['value'])} {_ci(ft['joint']['alpha']['ci95'])}, "
+                  f"beta {_fmt(ft['joint']['beta']['value'])} {_ci(ft['joint']['beta']['ci95'])}; "
+                  f"product exponent {_fmt(ft['product']['value'])} {_ci(ft['product']['ci95'])}",
+              f"associative memory d*d_mlp ~ N*K: {result.associative_memory['verdict']} "
+              f"({result.associative_memory['reason']})"]
     for c in result.comparison:
-        lines.append(f"{c['N']:>4} {c['K']:>3} {c['NK']:>5} | {_fmt(c['frozen_d_mlp']):>12}  {c['frozen_status']:<13}"
-                     f" {_fmt(c['frozen_params_non_embedding']):>8} | {_fmt(c['learned_d_model']):>9}  "
-                     f"{c['learned_status']:<13} {_fmt(c['learned_params_non_embedding']):>8} "
-                     f"{_fmt(c['learned_params_total']):>8} | {_fmt(c['ratio_non_embedding'], '.2f')}")
-    ci = ws["ci95"]
-    lines += ["", f"width_slope: {_fmt(ws['slope'])} d_mlp per fact (OLS stderr {_fmt(ws['stderr'])}, "
-                  f"bootstrap 95% CI {'-' if ci is None else f'[{ci[0]:.3g}, {ci[1]:.3g}]'}, "
-                  f"{ws['n_points']} points)",
-              f"width_exponent: {_fmt(we['slope'])} (OLS stderr {_fmt(we['stderr'])})"]
-    for cond in CONDITIONS:
-        pe, pp = result.param_exponent[cond], result.param_per_fact[cond]
-        lines.append(f"{cond}: P_nonemb ~ (N*K)^{_fmt(pe['slope'])} (stderr {_fmt(pe['stderr'])}); "
-                     f"{_fmt(pp['slope'])} params per fact")
+        lines.append(f"N*K {c['NK']}: frozen {_fmt(c['frozen_params_non_embedding'])} (d {c['frozen_d_model']}) vs "
+                     f"learned {_fmt(c['learned_params_non_embedding'])}: ratio {_fmt(c['ratio_non_embedding'])} "
+                     f"{_ci(c['ratio_ci95'])}")
+    lines.append(f"own (frozen) wall {result.own_wall_time_s:.1f} s, learned {result.learned_wall_time_s:.1f} s")
     return "\n".join(lines)
 
 
@@ -513,6 +821,6 @@ def summarize(result: Result) -> str:
 
 
 def plot(result_dir: str | Path) -> list[Path]:
-    """Accuracy vs width (frozen), accuracy vs d (learned), parameters needed vs N*K; each with its CSV."""
+    """The figures of :data:`FIGURES`, each with its CSV, from the saved payload."""
     folder = Path(result_dir)
     return frozen_control_plots.plot(load_result_json(folder), folder)
