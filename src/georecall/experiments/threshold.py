@@ -48,7 +48,8 @@ on every d*, on the laws' parameters and on the model comparison.
 Scales (members that reach the target stop, so failing widths below d* spend the budget; a step of
 these tiny models costs about 3.5 ms on one CPU core whatever its size):
 
-* ``smoke``: N in {8, 16}, K = 2, ``ln_frozen`` and ``ln_learned``, 2 seeds, budgets (60, 120).
+* ``smoke``: N in {4, 8}, K = 2, ``ln_frozen`` and ``ln_learned``, 2 seeds, budgets (200, 400): the same
+  code path in seconds.
 * ``quick``: N in {8, 16, 32, 64, 128} (16×), K in {2, 4, 8}, both primary conditions, 3 seeds, budgets
   (1000, 2000) at lr 3e-2, retests d* + 1 and d* + 2, sensitivity at (N, K) = (64, 4) with lr 1e-2 and
   1e-1. The first budget is the mechanism experiments' (their N = 128, K = 4 searches are these runs).
@@ -128,8 +129,9 @@ class ThresholdConfig(RecipeFields):
     n_relations: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True})  # K values
     # Seeds per width (world, init and frozen readout all drawn from the seed).
     seeds: tuple[int, ...] = field(metadata={"min": 0, "nonempty": True, "distinct": True})
-    # Step budgets, each twice the last: the search runs at the first; each next one tests convergence.
-    budgets: tuple[int, ...] = field(metadata={"min": 1, "nonempty": True, "distinct": True, "increasing": True})
+    # The budget ladder: recipe.steps, then doubled this many times; the search runs at the first budget and
+    # each next one tests convergence (see ``budgets``).
+    budget_doublings: int = field(metadata={"min": 0})
     recipe: Recipe = field(default_factory=lambda: Recipe(steps=500, lr=3e-2, target_accuracy=0.99, eval_every=50))
     conditions: tuple[str, ...] = field(default=PRIMARY_CONDITIONS,
                                         metadata={"nonempty": True, "distinct": True, "choices": tuple(CONDITIONS)})
@@ -148,10 +150,8 @@ class ThresholdConfig(RecipeFields):
 
     def __post_init__(self) -> None:
         validate_config(self)
-        if self.recipe.steps != self.budgets[0]:
-            raise ValueError(f"recipe.steps ({self.recipe.steps}) must be the first budget {self.budgets[0]}")
-        if any(b != 2 * a for a, b in zip(self.budgets, self.budgets[1:], strict=False)):
-            raise ValueError(f"each budget must be twice the last, got {self.budgets}")
+        if self.recipe.steps < 1:
+            raise ValueError(f"recipe.steps (the first budget) must be >= 1, got {self.recipe.steps}")
         if not self.d_min <= self.search_start <= self.search_max:
             raise ValueError(f"need d_min <= search_start <= search_max, got {self.d_min}, {self.search_start}, "
                              f"{self.search_max}")
@@ -163,6 +163,11 @@ class ThresholdConfig(RecipeFields):
             raise ValueError("sensitivity_cells need sensitivity_lrs")
         if self.recipe.lr in self.sensitivity_lrs:
             raise ValueError(f"sensitivity_lrs must differ from recipe.lr ({self.recipe.lr})")
+
+    @property
+    def budgets(self) -> tuple[int, ...]:
+        """The step budgets: ``recipe.steps`` doubled ``budget_doublings`` times (each twice the last)."""
+        return tuple(self.recipe.steps * 2 ** i for i in range(self.budget_doublings + 1))
 
     def describe_recipe(self) -> dict[str, Any]:
         """The training recipe d* depends on, as plain JSON (reported beside every threshold)."""
@@ -179,16 +184,16 @@ class ThresholdConfig(RecipeFields):
 def config(scale: str) -> ThresholdConfig:
     """The threshold experiment at ``smoke``, ``quick`` or ``paper`` scale (module docstring)."""
     if scale == "smoke":
-        return ThresholdConfig(scale="smoke", n_subjects=(8, 16), n_relations=(2,), seeds=(0, 1), budgets=(60, 120),
-                               search_start=4, retest_above=(1,), n_bootstrap=50,
-                               recipe=Recipe(steps=60, lr=3e-2, warmup_steps=10, eval_every=20, target_accuracy=0.99))
+        return ThresholdConfig(scale="smoke", n_subjects=(4, 8), n_relations=(2,), seeds=(0, 1), budget_doublings=1,
+                               retest_above=(1,), n_bootstrap=50,
+                               recipe=Recipe(steps=200, lr=3e-2, warmup_steps=10, eval_every=50, target_accuracy=0.99))
     if scale == "quick":
         return ThresholdConfig(scale="quick", n_subjects=(8, 16, 32, 64, 128), n_relations=(2, 4, 8), seeds=(0, 1, 2),
-                               budgets=(1000, 2000), sensitivity_cells=((64, 4),), sensitivity_lrs=(1e-2, 1e-1),
+                               budget_doublings=1, sensitivity_cells=((64, 4),), sensitivity_lrs=(1e-2, 1e-1),
                                recipe=Recipe(steps=1000, lr=3e-2, eval_every=50, target_accuracy=0.99))
     if scale == "paper":
         return ThresholdConfig(scale="paper", n_subjects=(64, 128, 256, 512, 1024, 2048, 4096), n_relations=(2, 4, 8),
-                               seeds=(0, 1, 2), budgets=(1000, 2000, 4000, 8000), conditions=tuple(CONDITIONS),
+                               seeds=(0, 1, 2), budget_doublings=3, conditions=tuple(CONDITIONS),
                                sensitivity_cells=((256, 4), (1024, 4)), sensitivity_lrs=(1e-2, 1e-1),
                                n_bootstrap=1000, recipe=Recipe(steps=1000, lr=3e-2, eval_every=50,
                                                                target_accuracy=0.99))
