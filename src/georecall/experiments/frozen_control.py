@@ -55,7 +55,7 @@ or β's excludes −1; else ``inconclusive``.
 stop, so the cost is in the failing widths):
 
 * ``smoke``: (N, K) = (8, 2), d in {8, 16}, 2 seeds, threshold's smoke budgets: the code path in seconds.
-* ``quick``: K = 4, N in {16, 32, 64, 128} (N·K from 64 to 512), d in {16, 32}, 3 seeds,
+* ``quick``: K = 4, N in {16, 64, 128} (N·K from 64 to 512; threshold's quick cells), d in {16, 32}, 3 seeds,
   threshold's budgets (1000, 2000), lr 3e-2, search from d_mlp = 16 in [1, 2048] to 20 % resolution.
   (A first quick run with d in {16, 32, 64} at budgets (500, 1000) cost about 11 min for the frozen side
   on loaded cores; d = 64 was the costliest and least consistent (d_mlp* 80 at N·K = 64 against 8 at
@@ -102,7 +102,8 @@ SCHEMA_VERSION = 2
 
 #: What the quick scale cost, measured (filled in after the one measured run; see the module docstring).
 QUICK_MEASURED = (
-    "first quick run, before d = 64 was dropped and the budgets became (1000, 2000): 2026-12-01, `georecall run frozen_control --scale quick`, one process, one torch thread, threshold budgets "
+    "first quick run, before d = 64 was dropped and the budgets became (1000, 2000): 2026-12-01, "
+    "`georecall run frozen_control --scale quick`, one process, one torch thread, threshold budgets "
     "(500, 1000) at the time, learned runs trained here too (none pre-existing): 1106 s wall for the whole command "
     "with the 2 cores shared (load average 1.5 at the start, 5.1 at the end); the store rows' ensemble seconds were "
     "1213 s frozen vs 752 s learned, so the frozen share was about 1106 * 1213 / 1965 = 680 s (11 min): OVER the "
@@ -201,7 +202,7 @@ class Config(RecipeFields):
                            f"d_mlp = {self.threshold.mlp_ratio}·d"}
 
 
-_QUICK_POINTS = ((16, 4), (32, 4), (64, 4), (128, 4))
+_QUICK_POINTS = ((16, 4), (64, 4), (128, 4))
 _PAPER_POINTS = ((64, 4), (256, 4), (1024, 4), (4096, 4), (256, 2), (256, 8))
 
 
