@@ -56,7 +56,7 @@ stop, so the cost is in the failing widths):
 
 * ``smoke``: (N, K) = (8, 2), d in {8, 16}, 2 seeds, threshold's smoke budgets: the code path in seconds.
 * ``quick``: K = 4, N in {16, 64, 128} (N·K from 64 to 512; threshold's quick cells), d in {16, 32}, 3 seeds,
-  threshold's budgets (1000, 2000), lr 3e-2, search from d_mlp = 16 in [1, 2048] to 20 % resolution.
+  threshold's budgets (500, 1000), lr 3e-2, search from d_mlp = 16 in [1, 2048] to 20 % resolution.
   (A first quick run with d in {16, 32, 64} at budgets (500, 1000) cost about 11 min for the frozen side
   on loaded cores; d = 64 was the costliest and least consistent (d_mlp* 80 at N·K = 64 against 8 at
   d = 16, and 48 -> 6 when the budget doubled at N·K = 128), so it was dropped for the budget, not for
@@ -102,7 +102,7 @@ SCHEMA_VERSION = 2
 
 #: What the quick scale cost, measured (filled in after the one measured run; see the module docstring).
 QUICK_MEASURED = (
-    "first quick run, before d = 64 was dropped and the budgets became (1000, 2000): 2026-12-01, "
+    "first quick run, with d = 64, before it was dropped for the time budget: 2026-12-01, "
     "`georecall run frozen_control --scale quick`, one process, one torch thread, threshold budgets "
     "(500, 1000) at the time, learned runs trained here too (none pre-existing): 1106 s wall for the whole command "
     "with the 2 cores shared (load average 1.5 at the start, 5.1 at the end); the store rows' ensemble seconds were "

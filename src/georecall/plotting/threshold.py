@@ -5,7 +5,7 @@
   tested N; the selector construction's d = (K+1)⌈log₂ N⌉+K (theory); unbracketed cells as open ▲ (above
   the range) or ▼ (below it) at the limit.
 * ``d_star_collapse.png``: d*/K against log₂ N, every K on one panel per condition (one curve if
-  d* ∝ K log₂ N), pairs with equal K log₂ N joined.
+  d* ∝ K log₂ N), the d* ratios of the pairs with equal K log₂ N written beside it.
 * ``d_star_vs_budget.png``: d* against the step budget per cell (the convergence check).
 """
 
@@ -133,7 +133,7 @@ def plot_d_star(data: Mapping[str, Any], folder: Path) -> list[Path]:
 
 
 def plot_collapse(data: Mapping[str, Any], folder: Path) -> list[Path]:
-    """d*/K against log₂ N, every K on one panel per condition; equal-K log₂ N pairs joined."""
+    """d*/K against log₂ N, every K on one panel per condition; the ratios of equal-K log₂ N pairs written in."""
     conds, ks = _conditions(data), _ks(data)
     with figure_style():
         fig, axes = new_figure(1, max(1, len(conds)), width=4.6 * max(1, len(conds)), height=4.0)
@@ -153,9 +153,11 @@ def plot_collapse(data: Mapping[str, Any], folder: Path) -> list[Path]:
                                         [max(0.0, c[1] / k - v) for v, c in zip(y, ci, strict=True)]],
                             fmt=marker + "-", color=K_COLOURS[i % len(K_COLOURS)], lw=0.8, label=f"K = {k}")
             coll = (data.get("collapse") or {}).get(cond) or {}
-            for p in coll.get("pairs", []):
-                (n1, k1), (n2, k2) = p["cells"]
-                ax.plot([math.log2(n1), math.log2(n2)], [p["d_star"][0] / k1, p["d_star"][1] / k2], "k:", lw=0.8)
+            pairs = "; ".join(f"d*({a[0]},{a[1]}) / d*({b[0]},{b[1]}) = {p['ratio']:.2f}"
+                              for p in coll.get("pairs", []) for a, b in [p["cells"]])
+            if pairs:
+                ax.text(0.98, 0.02, f"equal K log₂ N (N, K): {pairs}", transform=ax.transAxes, ha="right",
+                        va="bottom", fontsize=5.5, color="0.3")
             pooled = coll.get("pooled")
             if pooled:
                 xs = [math.log2(e["n_subjects"]) for e in data["d_star_by_condition"][cond]]
@@ -167,7 +169,7 @@ def plot_collapse(data: Mapping[str, Any], folder: Path) -> list[Path]:
                 empty_panel(ax, "no bracketed cell")
             ax.set_xlabel(LABELS["log2_n"] if "log2_n" in LABELS else "log₂ N")
             ax.set_ylabel("d* / K")
-            ax.set_title(f"{condition_label(data, cond)}: collapse of d*/K (dotted: equal K log₂ N)")
+            ax.set_title(f"{condition_label(data, cond)}: d*/K against log₂ N (one curve if d* ∝ K log₂ N)")
             ax.legend(fontsize=6)
         png = save(fig, folder / f"{COLLAPSE_FIGURE}.png")
     return [png]
