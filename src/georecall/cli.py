@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -82,6 +83,21 @@ def _check_out(out: str | None) -> None:
 def _threads_option(f: Any) -> Any:
     return click.option("--threads", type=int, default=None, envvar="GEORECALL_THREADS", show_envvar=True,
                         help=f"torch CPU threads (intra-op). [default: {DEFAULT_THREADS}]")(f)
+
+
+def _check_writable(folder: str | os.PathLike[str], what: str) -> None:
+    """Refuse, before any work, a destination folder that cannot be created or written (nothing is lost later).
+
+    Creates the folder (and its parents) and writes and removes a probe file in it.
+    """
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".georecall-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BadInput(f"{what} {str(path)!r} cannot be written: {err.strerror or err}") from None
 
 
 def _workers_option(f: Any) -> Any:
@@ -166,8 +182,18 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
 
         resolve_query_count(config.task)  # refuse an oversized query set before any work
         resolve_device(config.train.device)
+        from georecall.training.memory import check_fits, train_bytes
+
+        check_fits(train_bytes(config), "this training")  # refuse a huge size with its estimate, before allocating
     except ValueError as err:
         raise BadInput(str(err)) from None
+    out_dir = out
+    if out_dir is None and os.environ.get("GEORECALL_OUT"):
+        out_dir = os.path.join(os.environ["GEORECALL_OUT"], "train", config.config_hash()[:12])
+    if out_dir is not None:  # checked before training, so a bad destination never costs a trained run
+        if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
+            raise BadInput(f"--out {out_dir!r} already holds files (a run directory?); choose an empty or new folder")
+        _check_writable(out_dir, "--out")
 
     from georecall.results import save_run
     from georecall.training import train as train_ensemble
@@ -179,9 +205,6 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
         raise BadInput(str(err)) from None
     finally:
         close()
-    out_dir = out
-    if out_dir is None and os.environ.get("GEORECALL_OUT"):
-        out_dir = os.path.join(os.environ["GEORECALL_OUT"], "train", config.config_hash()[:12])
     if out_dir is not None:
         save_run(run, out_dir)
     res = run.result
@@ -256,16 +279,24 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
         raise BadInput(str(err)) from None
     except Exception as err:  # malformed YAML or JSON
         raise BadInput(f"{file}: {type(err).__name__}: {err}") from None
+    _check_writable(out_dir, "--out")
+    if csv_path:
+        if not csv_path.strip():
+            raise BadInput("--csv must name a file, got an empty string")
+        _check_writable(Path(csv_path).resolve().parent, "--csv's folder")
     callback, close = _sweep_progress(not quiet, name)
     try:
         report = run_sweep(runs, out_dir, experiment=name, max_members=max_members, device=device,
                            progress=callback, workers=n_workers)
     finally:
         close()
-    if csv_path:
+    if csv_path:  # every run of this sweep, by hash, whichever sweep name trained it
         with ResultStore(os.path.join(out_dir, STORE_NAME)) as store:
-            store.export_csv(csv_path, experiment=name)
+            store.export_csv(csv_path, hashes={r.config_hash() for r in runs})
     payload = {"name": name, **dataclasses.asdict(report), "store": os.path.join(out_dir, STORE_NAME)}
+    if report.failed and report.failed == report.total:
+        raise BadInput(f"{name}: all {report.total} runs failed (their errors are in {payload['store']} and in each "
+                       "run's error.txt); nothing was trained")
     if as_json:
         click.echo(json.dumps(payload))
     else:
@@ -290,7 +321,8 @@ def _default_out() -> str:
 
 
 def _out_dir(out: str | None) -> str:
-    """``--out`` or the default (:func:`_check_out` first)."""
+    """``--out`` or the default (:func:`_check_out` first). Commands that write call :func:`_check_writable`
+    on it once their other arguments are checked (so a refused command leaves nothing behind)."""
     _check_out(out)
     return out or _default_out()
 
@@ -345,6 +377,7 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
         n_workers = _workers(workers, device)
     except ValueError as err:
         raise BadInput(str(err)) from None
+    _check_writable(out_dir, "--out")
     callback, close = _sweep_progress(not quiet, f"{experiment} ({scale})")
     try:
         done = run_experiment(module, scale, out_dir, device=device, progress=callback, max_members=max_members,
@@ -369,7 +402,8 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
 
 @cli.command("reproduce")
 @click.option("--scale", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
-              help="smoke: ~15 s on 2 CPU cores; quick: ~28 min there (budget 30); paper: the paper's grids (GPU).")
+              help="smoke: about a minute on 2 CPU cores; quick: ~20 min there (budget 30); paper: the paper's grids "
+              "(GPU).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder for runs, results and the report (default: $GEORECALL_OUT, else ./runs); "
               "re-running resumes.")
@@ -410,6 +444,7 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
         n_workers = _workers(workers, device)
     except ValueError as err:
         raise BadInput(str(err)) from None
+    _check_writable(out_dir, "--out")
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
@@ -469,6 +504,22 @@ _CONSTRUCTION_NAMES = ["selector", "selector-mlp3", "attention-only", "disjoint"
                        "readout-only"]
 
 
+def _check_construction_size(name: str, n_subjects: int, n_relations: int, hops: int | None, itemsize: int) -> None:
+    """Refuse, with the estimate, a construction whose weights alone would not fit in memory (before building).
+
+    The closed-form count of :func:`~georecall.theory.construction_cost`.
+    """
+    from georecall.theory import construction_cost
+    from georecall.training.memory import check_fits
+
+    k = hops if hops is not None else (2 if name.startswith("meet-in-middle") else 1)
+    try:
+        cost = construction_cost(name, n_subjects, n_relations, k)
+    except (ValueError, KeyError):
+        return  # not costed in closed form (or a bad size, which the builder reports)
+    check_fits(cost.total * itemsize, f"construction {name} at N={n_subjects}, K={n_relations}, k={k}")
+
+
 @cli.command()
 @click.argument("name", type=click.Choice(_CONSTRUCTION_NAMES))
 @click.option("--n-subjects", type=int, required=True, help="N, subjects.")
@@ -496,6 +547,7 @@ def construct(name: str, n_subjects: int, n_relations: int, hops: int | None, se
 
     try:
         resolve_device(device)
+        _check_construction_size(name, n_subjects, n_relations, hops, getattr(torch, dtype).itemsize)
         t0 = time.perf_counter()
         c = build_construction(name, n_subjects, n_relations, hops, seed=seed, dtype=getattr(torch, dtype))
         score = score_construction(c, n_queries=n_queries, device=device)
@@ -587,8 +639,9 @@ def theory_figures(out: str, n_subjects: int, n_relations: int, max_hops: int) -
 
     if max_hops < 1:
         raise BadInput(f"--max-hops must be >= 1, got {max_hops}")
+    _check_out(out)
+    _check_writable(out, "--out")
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     cost = folder / f"cost_vs_hops_N{n_subjects}_K{n_relations}.png"
     width = folder / f"dmodel_vs_n_K{n_relations}.png"
     try:

@@ -155,6 +155,9 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA if available), cpu, cuda, cuda:N
     eval_chunk: int = 1 << 15  # queries per evaluation chunk (bounds memory)
     fused_loss: bool | None = None  # chunked readout + cross-entropy; None = where measured to pay
+    # Opt-in: the fused loss on CUDA through georecall's Triton kernels (the `triton` extra). Off by default
+    # until they have passed on a real GPU (tests/gpu); off, CUDA runs the chunked torch path.
+    triton_kernels: bool = False
     compile: bool = False  # torch.compile the model body (pays only for long runs: benchmarks/RESULTS.md)
     readout_dtype: ReadoutDtype = "float32"  # bfloat16: readout matmuls in bf16, float32 softmax and sums
     stop_at_target: bool = True  # False: members train the whole budget (the step they first reach the target is kept)
@@ -281,7 +284,7 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 #: Fields that say where and how a run executes, not what it computes: left out of its identity.
-_NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss", "compile")}
+_NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss", "compile", "triton_kernels")}
 #: Fields added after results were stored: part of a run's identity, but left out at their default so
 #: that the hashes of earlier runs (and the stores keyed by them) stay valid.
 _OMITTED_AT_DEFAULT = {"train": {"readout_dtype": "float32", "stop_at_target": True, "freeze": []},

@@ -135,3 +135,19 @@ def test_bf16_readout_trains_to_full_accuracy_and_is_part_of_the_identity():
     assert plain.config_hash() != cfg.config_hash()
     with pytest.raises(ValueError, match="fused_loss"):
         TrainConfig(readout_dtype="bfloat16", fused_loss=False)
+
+
+def test_triton_kernels_are_opt_in_and_refused_where_they_cannot_run():
+    """The untested-on-GPU Triton path runs only when asked (train.triton_kernels), never by default; asking for
+    it off CUDA is a clear error; the option is not part of a run's identity (it computes the same loss)."""
+    import dataclasses as dc
+
+    from georecall.config import RunConfig, TaskConfig, TrainConfig
+
+    base = RunConfig(task=TaskConfig(n_subjects=8, n_relations=2), train=TrainConfig(steps=2, device="cpu"))
+    assert base.train.triton_kernels is False
+    opted = dc.replace(base, train=dc.replace(base.train, triton_kernels=True))
+    assert opted.config_hash() == base.config_hash()
+    with pytest.raises(ValueError, match="triton_kernels needs a CUDA device"):
+        train(opted)
+    train(base)  # the default path trains without touching triton

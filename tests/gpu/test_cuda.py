@@ -85,3 +85,18 @@ def test_training_with_the_fused_readout_on_cuda_reaches_full_accuracy():
                     train=TrainConfig(device="cuda", fused_loss=True), seeds=(0, 1, 2, 3))
     run = train(cfg)
     assert all(a >= 0.99 for a in run.result.accuracy)
+
+
+def test_opted_in_triton_training_matches_the_torch_fused_path():
+    """train.triton_kernels = true on CUDA: the same accuracies as the chunked torch loss (the path is opt-in
+    until this passes on a real GPU)."""
+    import dataclasses as dc
+
+    triton_ce = pytest.importorskip("georecall.training.triton_ce")
+    if not triton_ce.AVAILABLE:
+        pytest.skip("the triton extra is not installed")
+    base = RunConfig(task=TaskConfig(n_subjects=64, n_relations=4), model=ModelConfig(d_model=16, d_mlp=64),
+                     train=TrainConfig(steps=200, lr=1e-2, device="cuda", fused_loss=True), seeds=(0, 1))
+    torch_path = train(base).result
+    triton_path = train(dc.replace(base, train=dc.replace(base.train, triton_kernels=True))).result
+    assert triton_path.accuracy == pytest.approx(torch_path.accuracy, abs=0.02)

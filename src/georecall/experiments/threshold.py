@@ -396,6 +396,8 @@ def cell_trace(cfg: ThresholdConfig, condition: str, n: int, k: int, by_hash: Ma
             return CellTrace(condition, n, k, lr_used, tuple(stages), pending(last.steps, missing), conv, (), ())
         retest = tuple(sorted(set(stage.tried) - set(last.tried)))
         stages[-1] = stage
+        if len(stages) > 1 and stages[-2].d_star is not None and stage.d_star is not None:
+            conv = converged(cfg, stages[-2].d_star, stage.d_star)  # on the d* reported, re-tests included
     return CellTrace(condition, n, k, lr_used, tuple(stages), (), conv, retest, stages[-1].failed_above)
 
 

@@ -24,7 +24,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -148,16 +148,28 @@ class ResultStore:
             flat.append(entry)
         return flat
 
-    def export_csv(self, path: str | os.PathLike[str], experiment: str | None = None) -> Path:
-        """Write :meth:`table` as CSV (lists as JSON text); returns the path."""
-        table = self.table(experiment)
+    def export_csv(self, path: str | os.PathLike[str], experiment: str | None = None, *,
+                   hashes: Collection[str] | None = None) -> Path:
+        """Write :meth:`table` as CSV (lists as JSON text), atomically (a temp file, then a rename); returns the path.
+
+        ``hashes`` selects runs by config hash instead (done and failed alike), whichever experiment's name
+        their row carries: a sweep's export holds every run of the sweep, including runs another sweep
+        sharing them finished first.
+        """
+        if hashes is None:
+            table = self.table(experiment)
+        else:
+            wanted = set(hashes)
+            table = [r for r in self.table(None, status=None) if r["hash"] in wanted]
         columns = sorted({k for row in table for k in row})
         path = Path(path)
-        with open(path, "w", newline="") as fh:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for row in table:
                 writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+        os.replace(tmp, path)
         return path
 
     def export_parquet(self, path: str | os.PathLike[str], experiment: str | None = None) -> Path:

@@ -94,8 +94,8 @@ def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def _use_fused(tc: TrainConfig, device: torch.device) -> bool:
     """Whether training uses the chunked readout + cross-entropy (``train.fused_loss``; None = where it pays,
-    and always for a bf16 readout)."""
-    if tc.readout_dtype == "bfloat16":
+    and always for a bf16 readout or opted-in Triton kernels)."""
+    if tc.readout_dtype == "bfloat16" or tc.triton_kernels:
         return True
     if tc.fused_loss is not None:
         return tc.fused_loss
@@ -121,16 +121,23 @@ def _plain_scores(model: Transformer, positions: tuple[int, ...], body: Body):
     return scores
 
 
-def _fused_scores(model: Transformer, positions: tuple[int, ...], body: Body, matmul_dtype: torch.dtype | None):
+def _fused_scores(model: Transformer, positions: tuple[int, ...], body: Body, matmul_dtype: torch.dtype | None,
+                  *, triton_kernels: bool = False):
     """The same scores through :func:`mean_linear_cross_entropy` (the readout's gradients computed in the
-    forward pass), or on CUDA with triton installed through the Triton kernels of
+    forward pass), or, opted in with ``triton_kernels`` on CUDA, through the Triton kernels of
     :mod:`georecall.training.triton_ce`: the [E, B, P, V] logits never exist. ``matmul_dtype``
-    (bf16 or None) is the readout matmuls' operand type."""
+    (bf16 or None) is the readout matmuls' operand type. Opting in where the kernels cannot run (no
+    CUDA, or triton not installed) raises ValueError, naming why."""
 
     triton_ce = None
-    if model.W_U.device.type == "cuda":
+    if triton_kernels:
+        if model.W_U.device.type != "cuda":
+            raise ValueError(f"train.triton_kernels needs a CUDA device, got {model.W_U.device}")
         from georecall.training import triton_ce  # imports triton (optional extra) only where it can run
-    use_triton = triton_ce is not None and triton_ce.AVAILABLE
+
+        if not triton_ce.AVAILABLE:
+            raise ValueError("train.triton_kernels needs triton: pip install -c constraints.txt -e \".[triton]\"")
+    use_triton = triton_ce is not None
 
     def scores(tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = model.ln_final(body(tokens, positions))  # [E, B, P, d]
@@ -244,7 +251,7 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     body: Body = torch.compile(model.residual, dynamic=False) if tc.compile else model.residual
     if _use_fused(tc, device):
         mm = torch.bfloat16 if tc.readout_dtype == "bfloat16" else None
-        score_fn = _fused_scores(model, data.positions, body, mm)
+        score_fn = _fused_scores(model, data.positions, body, mm, triton_kernels=tc.triton_kernels)
     else:
         score_fn = _plain_scores(model, data.positions, body)
     approximate_scores = tc.readout_dtype != "float32"  # the training forward's scores are not exact

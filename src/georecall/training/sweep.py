@@ -171,6 +171,14 @@ def source_states(store: ResultStore, out: Path, hashes: Sequence[str]) -> list[
     return states
 
 
+def check_sweep_name(name: str) -> str:
+    """A sweep's name names a folder of the output folder: a plain name (no separators, no leading dot)."""
+    if (not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name or name.startswith(".")
+            or "\0" in name):
+        raise ValueError(f"a sweep name must be a plain folder name (no '/', '\\' or leading '.'), got {name!r}")
+    return name
+
+
 def run_dir_for(run: RunConfig, experiment: str) -> str:
     """``<experiment>/<hash[:12]>``, relative to the sweep's output folder."""
     return f"{experiment}/{run.config_hash()[:12]}"
@@ -194,8 +202,7 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if not experiment or "/" in experiment or experiment.startswith("."):
-        raise ValueError(f"experiment must be a plain name, got {experiment!r}")
+    check_sweep_name(experiment)
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
     out = Path(out_dir)
@@ -217,7 +224,14 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
                 counts["skipped"] += 1  # done already, perhaps by another experiment sharing the run
             elif is_complete(out / rel):
                 if store.status(h) != "done":  # killed between the run directory and its row: adopt it
-                    result = json.loads((out / rel / "result.json").read_text())
+                    try:
+                        result = json.loads((out / rel / "result.json").read_text())
+                        if not isinstance(result, dict):
+                            raise ValueError("not a JSON object")
+                    except (ValueError, OSError) as err:  # damaged by hand or by the disk: train it again
+                        log.warning("%s: unreadable result.json (%s); training the run again", out / rel, err)
+                        todo.append(r)
+                        continue
                     store.put(hash=h, experiment=experiment, status="done", config=r.to_dict(), result=result,
                               run_dir=rel, wall_time_s=result.get("wall_time_s"))
                 counts["skipped"] += 1
@@ -311,6 +325,12 @@ def _init_worker(threads: int) -> None:
 
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
+    try:  # Linux: die with the parent (a sweep killed with SIGKILL must not leave workers writing run directories)
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def worker_pool(workers: int) -> Any:
@@ -409,6 +429,6 @@ def load_sweep_file(path: str | os.PathLike[str]) -> tuple[str, list[RunConfig]]
     unknown = sorted(set(spec) - {"name", "base", "grid"})
     if unknown:
         raise ValueError(f"{p}: unknown key(s) {', '.join(unknown)}; a sweep file has name, base and grid")
-    name = spec.get("name") or p.stem
+    name = check_sweep_name(str(spec.get("name") or p.stem))
     base = run_config_from_dict(spec.get("base") or {})
-    return str(name), expand_grid(base, spec.get("grid") or {})
+    return name, expand_grid(base, spec.get("grid") or {})

@@ -1,0 +1,67 @@
+"""Memory estimates checked before anything is allocated: a huge size is refused with its estimate, not run
+until the machine runs out (pure arithmetic; no tensor is built)."""
+
+from __future__ import annotations
+
+import os
+
+from georecall.config import RunConfig
+from georecall.tasks import Vocab, context_length, resolve_query_count
+
+#: Bytes per trained float32 parameter: the weight, its gradient and AdamW's two moments.
+TRAIN_BYTES_PER_PARAM = 16
+#: Live activations per query position and unit of width in a training step (forward kept for backward),
+#: a generous factor over the widest layer.
+ACTIVATION_FACTOR = 8
+
+
+def model_params(run: RunConfig) -> int:
+    """Parameters of one member, from the config alone (embedding, positions, blocks, readout)."""
+    m, t = run.model, run.task
+    v = Vocab(n_subjects=t.n_subjects, n_relations=t.n_relations, attributes=t.attributes,
+              n_attributes=t.n_attributes).d_vocab
+    d, ctx = m.d_model, context_length(t)
+    mlp = 0 if m.attn_only else 2 * d * m.d_mlp + m.d_mlp + d + (2 * m.d_mlp * (m.d_mlp2 or 0) if m.d_mlp2 else 0)
+    block = 4 * d * d + 4 * d + mlp + 4 * d
+    readout = 0 if m.tie_unembed else v * d + v
+    return v * d + ctx * d + m.n_layers * block + readout + 2 * d
+
+
+def train_bytes(run: RunConfig) -> int:
+    """Bytes a training of ``run`` (every member) needs at least: parameters with gradients and optimiser
+    state, plus one step's activations and logits."""
+    members = len(run.seeds)
+    params = model_params(run) * members * TRAIN_BYTES_PER_PARAM
+    queries = resolve_query_count(run.task)
+    if run.train.batch_size is not None:
+        queries = min(queries, run.train.batch_size)
+    m = run.model
+    width = max(m.d_model, 0 if m.attn_only else m.d_mlp, m.d_mlp2 or 0)
+    acts = members * queries * context_length(run.task) * width * 4 * ACTIVATION_FACTOR * m.n_layers
+    return params + acts
+
+
+def available_bytes() -> int | None:
+    """Physical memory of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def human(n: float) -> str:
+    """``1.5 GB``-style bytes."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} PB"
+
+
+def check_fits(estimate: int, what: str, *, limit: int | None = None) -> None:
+    """Raise ValueError, with the estimate, when ``estimate`` bytes exceed ``limit`` (default: the machine's
+    physical memory)."""
+    cap = available_bytes() if limit is None else limit
+    if cap is not None and estimate > cap:
+        raise ValueError(f"{what} needs about {human(estimate)} of memory, more than this machine has "
+                         f"({human(cap)}); choose a smaller size")
