@@ -128,6 +128,15 @@ def is_complete(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / "result.json").is_file()
 
 
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; anything else (a pickle, a truncated file) is refused, never unpickled."""
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error type for a bad header
+        raise ValueError(f"{path} is not a readable safetensors file ({type(err).__name__}: {err}); georecall "
+                         "reads weights only as safetensors and never unpickles a checkpoint") from None
+
+
 def load_run(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> TrainRun:
     """Load a run directory back into the objects the live run returned (weights, worlds, result, metrics)."""
     root = Path(path)
@@ -141,14 +150,18 @@ def load_run(path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
                          f"this georecall reads {SCHEMA_VERSION}")
     result = TrainResult(**raw)
     task = config.task
-    maps = load_file(str(root / "worlds.safetensors"))["maps"].numpy()
+    maps = read_safetensors(root / "worlds.safetensors")["maps"].numpy()
     if maps.shape != (len(config.seeds), task.n_relations, task.n_subjects):
         raise ValueError(f"{root}/worlds.safetensors holds maps of shape {maps.shape}, the config asks for "
                          f"{(len(config.seeds), task.n_relations, task.n_subjects)}")
     worlds = [World(m, attributes=task.attributes, n_attributes=task.n_attributes,
                     seed=s if task.world_seed is None else task.world_seed)
               for m, s in zip(maps, config.seeds, strict=True)]
-    state = load_file(str(root / result.weights))
+    weights = Path(str(result.weights))
+    if weights.name != str(result.weights) or weights.suffix != ".safetensors":
+        raise ValueError(f"{root}/result.json names weights {result.weights!r}: only a .safetensors file inside "
+                         "the run directory is read")
+    state = read_safetensors(root / weights)
     model = Transformer(config.model, d_vocab=worlds[0].vocab.d_vocab, n_ctx=context_length(config.task),
                         n_members=len(config.seeds))
     model.load_state_dict(state)

@@ -159,14 +159,14 @@ def source_states(store: ResultStore, out: Path, hashes: Sequence[str]) -> list[
     A source that is not finished raises ValueError (the dependent runs fail with that reason and are tried
     again on the next invocation, once the source exists).
     """
-    from safetensors.torch import load_file
+    from georecall.results.run import read_safetensors
 
     states = []
     for h in hashes:
         row = store.get(h)
         if row is None or row["status"] != "done" or not row["run_dir"] or not is_complete(out / row["run_dir"]):
             raise ValueError(f"init_from run {h[:12]} is not finished in {out / STORE_NAME}; train it first")
-        state = load_file(str(out / row["run_dir"] / "model.safetensors"))
+        state = read_safetensors(out / row["run_dir"] / "model.safetensors")
         states.append({k: v[0] for k, v in state.items()})
     return states
 
