@@ -80,7 +80,8 @@ Scales (``config(scale)``):
   with one torch thread (2026-12-01): 10.6 min wall (622 s in the driver, 23 s of it analysis and
   figures) on a busy machine (load average 4.5-6.2 from other jobs), 7.4 min of CPU time: over the
   9-minute share as measured under that load; about 7.5 min expected on an idle core (CPU time). The
-  N = 64 cells take most of it (k = 3 at depth 3 alone about a fifth).
+  N = 64 cells take most of it (k = 3 at depth 3 alone about a fifth). In a fresh quick reproduction on
+  an otherwise idle machine with two worker processes (2026-12-01) it took 4.0 min.
 * ``paper``: N in {64, 128, 512}, K = 3, k in {1, 2, 3}, ladder d from 8 to 512, seeds 0-2, 4000
   steps, ``direct-learned`` at every k, for one GPU (not measured).
 """
