@@ -28,7 +28,9 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"georecall: error: {self.format_message()}", err=True)
+        # One line whatever the message quotes (a key or a value from the user's file may hold line breaks).
+        message = " ".join(self.format_message().splitlines())
+        click.echo(f"georecall: error: {message}", err=True)
 
 
 def _parse_seeds(value: str) -> tuple[int, ...]:
@@ -662,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("georecall: aborted", err=True)
         return 130
     except click.ClickException as ex:  # usage errors and BadInput
-        msg = ex.format_message().replace("\n", " ")
+        msg = " ".join(ex.format_message().splitlines())  # one line, whatever line breaks the input carried
         click.echo(f"georecall: error: {msg}", err=True)
         return EXIT_BAD_INPUT
     return 0

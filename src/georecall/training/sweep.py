@@ -428,7 +428,7 @@ def load_sweep_file(path: str | os.PathLike[str]) -> tuple[str, list[RunConfig]]
         raise ValueError(f"{p}: a sweep file is an object with name, base and grid")
     unknown = sorted(set(spec) - {"name", "base", "grid"})
     if unknown:
-        raise ValueError(f"{p}: unknown key(s) {', '.join(unknown)}; a sweep file has name, base and grid")
+        raise ValueError(f"{p}: unknown key(s) {', '.join(map(repr, unknown))}; a sweep file has name, base and grid")
     name = check_sweep_name(str(spec.get("name") or p.stem))
     base = run_config_from_dict(spec.get("base") or {})
     return name, expand_grid(base, spec.get("grid") or {})
