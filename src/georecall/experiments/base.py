@@ -322,13 +322,14 @@ def smallest_size(sizes: Sequence[Any], works: Sequence[bool], *,
     return SmallestSize(best, first, "bracketed" if below else "censored_low", failed_above, tuple(s))
 
 
-def next_size(tried: Mapping[int, bool], *, start: int, lo: int = 1, hi: int) -> int | None:
+def next_size(tried: Mapping[int, bool], *, start: int, lo: int = 1, hi: int, resolution: float = 0.0) -> int | None:
     """The next integer size to try when searching for the smallest that works, with no prior on the answer.
 
     ``tried`` maps each tried size to whether it works. From ``start`` the search doubles while every
     tried size fails and halves while every tried size works (bracketing), then bisects between the
     smallest working size and the largest failing size below it, to the integer. Returns None when
-    there is nothing left to try: bisected to adjacent integers, or the range [lo, hi] is exhausted
+    there is nothing left to try: bisected to adjacent integers — or, with ``resolution > 0``, to a bracket
+    no wider than ``max(1, resolution · smallest working size)`` — or the range [lo, hi] is exhausted
     (then :func:`smallest_size` on the tried sizes says ``censored_low`` / ``censored_high``). Sizes that
     fail above a working one are left for :func:`smallest_size` to report (``failed_above``).
     """
@@ -346,7 +347,45 @@ def next_size(tried: Mapping[int, bool], *, start: int, lo: int = 1, hi: int) ->
     if not below:
         return None if best <= lo else max(lo, best // 2)
     gap_lo = max(below)
-    return None if best - gap_lo <= 1 else (best + gap_lo) // 2
+    return None if best - gap_lo <= max(1, resolution * best) else (best + gap_lo) // 2
+
+
+def replay_search(lookup: Callable[[int], Sequence[float | None] | None], first: Sequence[int], *, lo: int, hi: int,
+                  success_accuracy: float, resolution: float = 0.0,
+                  then: Callable[[Mapping[int, bool]], Sequence[int]] | None = None,
+                  ) -> tuple[dict[int, bool], dict[int, tuple[float | None, ...]], list[int]]:
+    """Replay one size search from its outcomes: the sizes ``first`` together, then :func:`next_size`.
+
+    ``lookup(size)`` gives the per-seed final accuracies of a size (None for a failed run), or None while it
+    is not trained. ``then(tried)``, once the search has ended, names sizes to look up as well (e.g. re-tests
+    above the bracket). Returns the tried sizes with whether they work (majority rule), their accuracies, and
+    the sizes to train next (empty: the search is done).
+    """
+    tried: dict[int, bool] = {}
+    accs: dict[int, tuple[float | None, ...]] = {}
+
+    def look(sizes: Sequence[int]) -> list[int]:
+        missing = []
+        for size in sizes:
+            o = lookup(size)
+            if o is None:
+                missing.append(size)
+            else:
+                accs[size] = tuple(o)
+                tried[size] = stats.majority_success(list(o), success_accuracy, tol=1e-9)
+        return missing
+
+    missing = look(first)
+    while not missing and (nxt := next_size(tried, start=first[0], lo=lo, hi=hi, resolution=resolution)) is not None:
+        missing = look([nxt])
+    if not missing and then is not None:
+        missing = look([size for size in then(tried) if size not in tried])
+    return tried, accs, missing
+
+
+def converged(before: int, after: int, *, abs_tol: float, rel_tol: float) -> bool:
+    """A size moved by at most ``max(abs_tol, rel_tol · before)`` when the step budget doubled."""
+    return abs(after - before) <= max(abs_tol, rel_tol * before)
 
 
 # ---------------------------------------------------------------------------------------------------

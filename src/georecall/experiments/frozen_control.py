@@ -87,9 +87,11 @@ from georecall.experiments.base import (
     Provenance,
     Recipe,
     RecipeFields,
+    converged,
     load_result_json,
     next_size,
     outcome_table,
+    replay_search,
     smallest_size,
     validate_config,
 )
@@ -238,22 +240,9 @@ def frozen_run(cfg: Config, n: int, k: int, d: int, d_mlp: int, seed: int, steps
 # The search (pure) and its replay from the store's rows
 
 
-def search_next(tried: Mapping[int, bool], *, start: int, lo: int, hi: int, resolution: float) -> int | None:
-    """:func:`~georecall.experiments.base.next_size`, stopped once the bracket is within ``resolution``.
-
-    The bracket is [largest failing size below the smallest working one, smallest working one]; it is
-    fine enough when its width is at most ``max(1, resolution · smallest working)`` (``resolution = 0``:
-    adjacent integers, exactly next_size).
-    """
-    nxt = next_size(tried, start=start, lo=lo, hi=hi)
-    works = [s for s, ok in tried.items() if ok]
-    if nxt is None or not works:
-        return nxt
-    best = min(works)
-    below = [s for s, ok in tried.items() if not ok and s < best]
-    if below and best - max(below) <= max(1, resolution * best):
-        return None
-    return nxt
+#: The width search: :func:`~georecall.experiments.base.next_size`, stopped once the bracket is within
+#: ``resolution`` (``resolution = 0``: adjacent integers).
+search_next = next_size
 
 
 @dataclass(frozen=True)
@@ -280,42 +269,22 @@ def _largest_fail_below(tried: Mapping[int, bool], size: int) -> int | None:
 
 def search_stage(lookup: Callable[[int], tuple[float | None, ...] | None], steps: int, first: Sequence[int], *,
                  lo: int, hi: int, resolution: float, success: float) -> tuple[Stage, list[int]]:
-    """Replay one budget's search: ``first`` tried together, then :func:`search_next`.
+    """Replay one budget's search (:func:`~georecall.experiments.base.replay_search`): ``first`` tried together,
+    then :func:`search_next`.
 
     ``lookup(width)`` gives the per-seed accuracies at this budget, or None when not trained yet.
     Returns the stage as far as it goes and the widths to train next (empty: this budget is done).
     """
-    tried: dict[int, bool] = {}
-    accs: dict[int, tuple[float | None, ...]] = {}
-
-    def look(ws: Sequence[int]) -> list[int]:
-        missing = []
-        for w in ws:
-            o = lookup(w)
-            if o is None:
-                missing.append(w)
-            else:
-                accs[w], tried[w] = o, stats.majority_success(list(o), success, tol=ACC_TOL)
-        return missing
-
-    def stage(searching: bool = False) -> Stage:
-        if searching or not tried:
-            return Stage(steps, dict(tried), dict(accs), None, "searching", ())
-        est = smallest_size(sorted(tried), [tried[w] for w in sorted(tried)])
-        return Stage(steps, dict(tried), dict(accs), est.size, est.status, tuple(est.failed_above))
-
-    missing = look(first)
-    if missing:
-        return stage(True), missing
-    while (nxt := search_next(tried, start=first[0], lo=lo, hi=hi, resolution=resolution)) is not None:
-        if look([nxt]):
-            return stage(True), [nxt]
-    return stage(), []
+    tried, accs, missing = replay_search(lookup, first, lo=lo, hi=hi, success_accuracy=success,
+                                         resolution=resolution)
+    if missing or not tried:
+        return Stage(steps, tried, accs, None, "searching", ()), missing
+    est = smallest_size(sorted(tried), [tried[w] for w in sorted(tried)])
+    return Stage(steps, tried, accs, est.size, est.status, tuple(est.failed_above)), []
 
 
-def is_converged(before: int, after: int, *, abs_tol: int, rel_tol: float) -> bool:
-    """d_mlp* moved by at most ``max(abs_tol, rel_tol · before)`` when the budget doubled."""
-    return abs(after - before) <= max(abs_tol, rel_tol * before)
+#: d_mlp* moved by at most ``max(abs_tol, rel_tol · before)`` when the budget doubled.
+is_converged = converged
 
 
 @dataclass(frozen=True)

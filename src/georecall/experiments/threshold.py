@@ -81,12 +81,14 @@ from georecall.experiments.base import (
     Provenance,
     Recipe,
     RecipeFields,
+    SmallestSize,
     load_result_json,
-    next_size,
     outcome_table,
+    replay_search,
     smallest_size,
     validate_config,
 )
+from georecall.experiments.base import converged as base_converged
 from georecall.plotting import threshold as threshold_plots
 from georecall.theory import construction_cost, gamma_global, information_bits
 
@@ -302,60 +304,34 @@ def _outcomes(cfg: ThresholdConfig, condition: str, n: int, k: int, d: int, step
     return tuple(acc.get(s) for s in cfg.seeds)
 
 
-def works(cfg: ThresholdConfig, accuracies: Sequence[float | None]) -> bool:
-    """The majority rule on one width's per-seed accuracies (a failed run is a miss)."""
-    return stats.majority_success(list(accuracies), cfg.success_accuracy, tol=ACC_TOL)
-
-
 def _stage(cfg: ThresholdConfig, condition: str, n: int, k: int, steps: int, lr: float | None,
            by_hash: Mapping[str, Mapping[str, Any]], first: Sequence[int],
            extra: Sequence[int] = ()) -> tuple[Stage, list[int]]:
-    """Replay one budget's search (``first`` tried together, then :func:`next_size`), then ``extra`` widths.
+    """Replay one budget's search (:func:`~georecall.experiments.base.replay_search`: ``first`` tried together,
+    then :func:`next_size`), then the widths ``d* + extra``.
 
     Returns the stage as far as it goes and the widths to train next (empty: done).
     """
-    tried: dict[int, bool] = {}
-    accs: dict[int, tuple[float | None, ...]] = {}
 
-    def look(ds: Sequence[int]) -> list[int]:
-        missing = []
-        for d in ds:
-            o = _outcomes(cfg, condition, n, k, d, steps, lr, by_hash)
-            if o is None:
-                missing.append(d)
-            else:
-                accs[d], tried[d] = o, works(cfg, o)
-        return missing
+    def rule(tried: Mapping[int, bool]) -> SmallestSize:
+        return smallest_size(sorted(tried), [tried[d] for d in sorted(tried)])
 
-    def result(status: str | None = None) -> Stage:
-        if status == "searching" or not tried:
-            return Stage(steps, dict(tried), dict(accs), None, "searching", None, ())
-        est = smallest_size(sorted(tried), [tried[d] for d in sorted(tried)])
-        return Stage(steps, dict(tried), dict(accs), est.size, est.status, est.first_success,
-                     tuple(est.failed_above))
+    def retests(tried: Mapping[int, bool]) -> list[int]:
+        d_star = rule(tried).size
+        return [] if d_star is None else [d for d in (d_star + j for j in extra) if d <= cfg.search_max]
 
-    missing = look(first)
-    if missing:
-        return result("searching"), missing
-    while True:
-        nxt = next_size(tried, start=first[0], lo=cfg.d_min, hi=cfg.search_max)
-        if nxt is None:
-            break
-        if look([nxt]):
-            return result("searching"), [nxt]
-    est = result()
-    if est.d_star is not None and extra:
-        want = [d for d in (est.d_star + j for j in extra) if d <= cfg.search_max and d not in tried]
-        missing = look(want)
-        if missing:
-            return result("searching"), missing
-        est = result()
-    return est, []
+    tried, accs, missing = replay_search(
+        lambda d: _outcomes(cfg, condition, n, k, d, steps, lr, by_hash), first, lo=cfg.d_min, hi=cfg.search_max,
+        success_accuracy=cfg.success_accuracy, then=retests if extra else None)
+    if missing or not tried:
+        return Stage(steps, tried, accs, None, "searching", None, ()), missing
+    est = rule(tried)
+    return Stage(steps, tried, accs, est.size, est.status, est.first_success, tuple(est.failed_above)), []
 
 
 def converged(cfg: ThresholdConfig, before: int, after: int) -> bool:
     """d* moved by at most ``max(converge_abs, converge_rel · d*)`` when the budget doubled."""
-    return abs(after - before) <= max(cfg.converge_abs, cfg.converge_rel * before)
+    return base_converged(before, after, abs_tol=cfg.converge_abs, rel_tol=cfg.converge_rel)
 
 
 def cell_trace(cfg: ThresholdConfig, condition: str, n: int, k: int, by_hash: Mapping[str, Mapping[str, Any]], *,
