@@ -43,8 +43,15 @@ def test_any_sweep_file_gets_an_answer_not_a_traceback(spec, tmp_path_factory, m
         assert len(err.strip().splitlines()) == 1 and err.startswith("georecall: error:")
 
 
+# Sizes bounded to +-1000 here (huge ones are refused by the memory estimate, tested in test_cli_destinations):
+# a valid override still evaluates its model once, and that must stay quick.
+_SMALL = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.floats(-1e3, 1e3),
+                   st.sampled_from([float("nan"), float("inf")]), st.text(max_size=12))
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=_KEYS, value=st.one_of(_SCALARS.map(json.dumps), st.text(max_size=15)))
+@given(key=_KEYS, value=st.one_of(_SMALL.map(json.dumps), st.lists(_SMALL, max_size=3).map(json.dumps),
+                                  st.text(max_size=15)))
 def test_any_set_override_of_train_gets_an_answer_not_a_traceback(key, value, capsys, monkeypatch):
     import dataclasses
 

@@ -29,7 +29,7 @@ def model_params(run: RunConfig) -> int:
 
 def train_bytes(run: RunConfig) -> int:
     """Bytes a training of ``run`` (every member) needs at least: parameters with gradients and optimiser
-    state, plus one step's activations and logits."""
+    state, one step's activations, and one evaluation chunk's logits over the vocabulary."""
     members = len(run.seeds)
     params = model_params(run) * members * TRAIN_BYTES_PER_PARAM
     queries = resolve_query_count(run.task)
@@ -38,7 +38,11 @@ def train_bytes(run: RunConfig) -> int:
     m = run.model
     width = max(m.d_model, 0 if m.attn_only else m.d_mlp, m.d_mlp2 or 0)
     acts = members * queries * context_length(run.task) * width * 4 * ACTIVATION_FACTOR * m.n_layers
-    return params + acts
+    # Evaluation scores a chunk of queries over the whole vocabulary at once.
+    v = Vocab(n_subjects=run.task.n_subjects, n_relations=run.task.n_relations, attributes=run.task.attributes,
+              n_attributes=run.task.n_attributes).d_vocab
+    logits = members * min(queries, run.train.eval_chunk) * v * 4
+    return params + acts + logits
 
 
 def available_bytes() -> int | None:
