@@ -22,7 +22,8 @@ _CHILD = r"""
 import sys, tempfile, time, torch
 torch.set_num_threads(1)
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.training.sweep import run_sweep, shutdown_pool
+from georecall.training.executors import shutdown_pool
+from georecall.training.sweep import run_sweep
 workers, steps = int(sys.argv[1]), int(sys.argv[2])
 runs = []
 for n, k in ((64, 4), (128, 4)):

@@ -117,6 +117,35 @@ def _workers(workers: int | None, device: str | None) -> int:
     return auto_workers(device) if workers is None else workers
 
 
+def _executor_options(f: Any) -> Any:
+    f = click.option("--ray-address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
+                     help="With --executor ray: an existing Ray cluster (host:port of its head, ray://host:10001, "
+                     "or auto); without it a local Ray instance with --workers CPUs is started for the run.")(f)
+    return click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                        envvar="GEORECALL_EXECUTOR", show_envvar=True,
+                        help="Where ensembles train: local (this process, or --workers local processes) or "
+                        'ray (a Ray cluster\'s tasks; pip install "georecall[ray]").')(f)
+
+
+def _executor(executor: str, ray_address: str | None, workers: int | None, device: str | None) -> Any:
+    """``--executor``/``--ray-address`` as an executor for ``run_sweep`` (None: local, by ``--workers``). Validated
+    at once: a missing extra or an address nothing answers at is one line, before any work."""
+    ctx = click.get_current_context()
+    if executor == "local":
+        if ray_address and ctx.get_parameter_source("ray_address") == click.core.ParameterSource.COMMANDLINE:
+            raise BadInput("--ray-address applies only with --executor ray")
+        return None
+    from georecall.training.executors import RayExecutor
+
+    gpus = 1 if device is not None and device.startswith("cuda") else 0  # one GPU per ensemble on --device cuda
+    try:
+        ex = RayExecutor(address=ray_address or None, num_cpus=None if ray_address else workers, gpus_per_task=gpus)
+    except (ImportError, ValueError, ConnectionError) as err:
+        raise BadInput(str(err)) from None
+    ctx.call_on_close(ex.close)
+    return ex
+
+
 def _set_threads(threads: int | None) -> None:
     """Apply ``--threads`` (default :data:`DEFAULT_THREADS`) before any torch work."""
     n = DEFAULT_THREADS if threads is None else threads
@@ -253,8 +282,10 @@ def _sweep_progress(enabled: bool, desc: str):  # -> (callback, close)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 @_workers_option
+@_executor_options
 def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_path: str | None,
-          as_json: bool, quiet: bool, threads: int | None, workers: int | None) -> None:
+          as_json: bool, quiet: bool, threads: int | None, workers: int | None, executor: str,
+          ray_address: str | None) -> None:
     """Run a sweep file: a base config and a grid, trained as ensembles; re-running resumes.
 
     \b
@@ -286,10 +317,11 @@ def sweep(file: str, out: str | None, device: str | None, max_members: int, csv_
         if not csv_path.strip():
             raise BadInput("--csv must name a file, got an empty string")
         _check_writable(Path(csv_path).resolve().parent, "--csv's folder")
+    ex = _executor(executor, ray_address, workers, device)
     callback, close = _sweep_progress(not quiet, name)
     try:
         report = run_sweep(runs, out_dir, experiment=name, max_members=max_members, device=device,
-                           progress=callback, workers=n_workers)
+                           progress=callback, workers=n_workers, executor=ex)
     finally:
         close()
     if csv_path:  # every run of this sweep, by hash, whichever sweep name trained it
@@ -348,9 +380,10 @@ def _out_dir(out: str | None) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 @_workers_option
+@_executor_options
 def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, max_members: int,
             overrides: tuple[str, ...], model_name: str | None, as_json: bool, quiet: bool,
-            threads: int | None, workers: int | None) -> None:
+            threads: int | None, workers: int | None, executor: str, ray_address: str | None) -> None:
     """Run an experiment at a scale: train what is missing, analyse, save result.json, CSVs and figures.
 
     result.json is an envelope: provenance, the paper's own words, meta (version, git, torch, device,
@@ -380,10 +413,11 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
     except ValueError as err:
         raise BadInput(str(err)) from None
     _check_writable(out_dir, "--out")
+    ex = _executor(executor, ray_address, workers, device)
     callback, close = _sweep_progress(not quiet, f"{experiment} ({scale})")
     try:
         done = run_experiment(module, scale, out_dir, device=device, progress=callback, max_members=max_members,
-                              overrides=overrides, workers=n_workers)
+                              overrides=overrides, workers=n_workers, executor=ex)
     except _lm_errors() as err:  # a model that cannot be loaded: one line, no traceback
         raise BadInput(str(err)) from None
     finally:
@@ -419,8 +453,10 @@ def run_cmd(experiment: str, scale: str, out: str | None, device: str | None, ma
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 @_workers_option
+@_executor_options
 def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | None, max_members: int,
-                  as_json: bool, quiet: bool, threads: int | None, workers: int | None) -> None:
+                  as_json: bool, quiet: bool, threads: int | None, workers: int | None, executor: str,
+                  ray_address: str | None) -> None:
     """Run every experiment at a scale and write report.md and report.html: each claim's verdict by its criterion.
 
     \b
@@ -447,6 +483,7 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
     except ValueError as err:
         raise BadInput(str(err)) from None
     _check_writable(out_dir, "--out")
+    ex = _executor(executor, ray_address, workers, device)
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
@@ -463,7 +500,7 @@ def reproduce_cmd(scale: str, out: str | None, only: str | None, device: str | N
 
     try:
         rep = reproduce(scale, out_dir, only=ids, device=device, max_members=max_members,
-                        progress=progress if bar is not None else None, workers=n_workers)
+                        progress=progress if bar is not None else None, workers=n_workers, executor=ex)
     except (ValueError, *_lm_errors()) as err:  # LMLoadError: a model that cannot be loaded
         raise BadInput(str(err)) from None
     finally:

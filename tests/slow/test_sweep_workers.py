@@ -19,7 +19,7 @@ def test_worker_processes_give_bitwise_the_in_process_results_and_record_failure
     group that raises in a worker is recorded failed and the sweep goes on."""
     from safetensors.torch import load_file
 
-    from georecall.training.sweep import shutdown_pool
+    from georecall.training.executors import shutdown_pool
 
     runs = expand_grid(dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, steps=20)),
                        {"model.d_model": [8, 12, 16], "seeds": [0, 1]})
@@ -46,3 +46,43 @@ def test_worker_processes_give_bitwise_the_in_process_results_and_record_failure
             assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     with pytest.raises(ValueError, match="workers"):
         run_sweep(runs, tmp_path / "x", experiment="w", workers=0)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_is_replaced_and_its_ensembles_land_once(tmp_path):
+    """SIGKILL to a worker process mid-sweep: its ensembles are submitted again to a fresh pool; every run is in
+    the store once, with the weights an in-process sweep gives."""
+    import os
+    import signal
+
+    from safetensors.torch import load_file
+
+    from georecall.training import executors
+
+    runs = expand_grid(dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, steps=300, eval_every=300,
+                                                                           stop_at_target=False)),
+                       {"model.d_model": [6, 8, 10, 12, 14], "seeds": [0, 1]})
+    here = run_sweep(runs, tmp_path / "here", experiment="w")
+    killed = []
+
+    def progress(done, total):
+        if done > 0 and not killed and executors._POOL is not None:
+            pid = next(iter(executors._POOL[0]._processes))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    try:
+        pooled = run_sweep(runs, tmp_path / "pool", experiment="w", workers=2, progress=progress)
+    finally:
+        executors.shutdown_pool()
+    assert killed and (pooled.trained, pooled.failed) == (10, 0) and pooled.retried >= 1
+    with ResultStore(tmp_path / "here" / "results.sqlite") as a, ResultStore(tmp_path / "pool" / "results.sqlite") as b:
+        rows_a, rows_b = {r["hash"]: r for r in a.rows()}, {r["hash"]: r for r in b.rows(status=None)}
+        assert rows_a.keys() == rows_b.keys() and here.trained == 10
+        for h, r in rows_a.items():
+            assert rows_b[h]["status"] == "done"
+            assert {k: v for k, v in r["result"].items() if k != "wall_time_s"} == \
+                   {k: v for k, v in rows_b[h]["result"].items() if k != "wall_time_s"}
+            wa = load_file(str(tmp_path / "here" / r["run_dir"] / "model.safetensors"))
+            wb = load_file(str(tmp_path / "pool" / rows_b[h]["run_dir"] / "model.safetensors"))
+            assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -460,10 +460,11 @@ MAX_STAGES = 64
 
 def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[str], *, device: str | None = None,
                    progress: Callable[[int, int], None] | None = None, max_members: int = 64,
-                   overrides: Sequence[str] = (), workers: int = 1) -> ExperimentRun:
+                   overrides: Sequence[str] = (), workers: int = 1, executor: Any = None) -> ExperimentRun:
     """Train (or resume) an experiment's runs at ``scale``, analyse them, save the envelope and figures.
 
-    ``workers > 1`` trains each stage's ensembles in that many local processes (``run_sweep``).
+    ``workers > 1`` trains each stage's ensembles in that many local processes, and ``executor`` (a
+    :class:`georecall.training.executors.Executor`, e.g. a Ray cluster's) wherever it sends them (``run_sweep``).
     """
     from georecall.training.sweep import run_sweep
 
@@ -488,7 +489,8 @@ def run_experiment(module: ModuleType, scale: str, out_dir: str | os.PathLike[st
                 progress(_offset + done, _offset + n)
 
         report = run_sweep(batch, out_dir, experiment=f"{exp_id}-{scale}", device=device,
-                           progress=staged if progress else None, max_members=max_members, workers=workers)
+                           progress=staged if progress else None, max_members=max_members, workers=workers,
+                           executor=executor)
         for k in ("total", "skipped", "trained", "failed"):
             totals[k] += getattr(report, k)
         wanted |= {r.config_hash() for r in batch}

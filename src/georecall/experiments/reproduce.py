@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from georecall.experiments import EXPERIMENTS, extras_hint, get_experiment
 from georecall.experiments.base import SCALES, run_experiment
@@ -60,7 +61,8 @@ def run_hashes(ids: Sequence[str], scale: str) -> dict[str, set[str]]:
 
 def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str] | None = None,
               device: str | None = None, max_members: int = 64, dest: str | os.PathLike[str] | None = None,
-              progress: Callable[[int, int, str], None] | None = None, workers: int = 1) -> Reproduction:
+              progress: Callable[[int, int, str], None] | None = None, workers: int = 1,
+              executor: Any = None) -> Reproduction:
     """Run (or resume) the selected experiments at ``scale`` into ``out_dir`` and write the report.
 
     ``progress(done, total, label)`` is called as runs finish, over all experiments together (runs
@@ -99,7 +101,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike[str], *, only: Sequence[str
         t0 = time.perf_counter()
         try:
             run_experiment(module, scale, out_dir, device=device, progress=step if progress else None,
-                           max_members=max_members, workers=workers)
+                           max_members=max_members, workers=workers, executor=executor)
         except _unavailable() as err:  # e.g. the packaged LM is not installed: skip it, say how to add it
             skipped[exp_id] = str(err)
             continue

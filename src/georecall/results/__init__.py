@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "TrainResult", "TrainRun", "is_complete", "load_run", "run_meta", "save_run"]
+__all__ = ["SCHEMA_VERSION", "TrainResult", "TrainRun", "is_complete", "load_run", "run_files", "run_meta", "save_run",
+           "write_run_files"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: keep ``import georecall.results.store`` free of torch

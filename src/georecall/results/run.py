@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from georecall.config import RunConfig, run_config_from_dict, to_dict
 from georecall.model import Transformer
@@ -43,7 +43,9 @@ class TrainResult:
 
     accuracy: list[float]  # final accuracy on the query set (whole chain for CoT)
     steps: list[int]  # optimiser steps the member took before it stopped
-    stop_reason: list[str]  # "target" | "budget" | "non-finite loss at step S"
+    # "target" | "budget" | "non-finite loss at step S" | "diverged: loss L at step S, above Fx max(its initial
+    # L0, ln V V0)" (train.divergence_factor F; georecall.training.loop.divergence_reason)
+    stop_reason: list[str]
     loss: list[float]  # final mean cross-entropy over answer positions
     per_relation: list[list[float]]  # [E][K]
     per_hop: list[list[float]]  # [E][P]
@@ -95,32 +97,77 @@ def run_meta(config: RunConfig, device: str, wall_time_s: float) -> dict[str, An
             "config_hash": config.config_hash()}
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)  # a reader never sees half a file
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
 
 
-def save_run(run: TrainRun, out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``run`` into ``out_dir`` (created if needed); ``result.json`` is written last, so its presence
-    marks a complete run."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").unlink(missing_ok=True)
-    _write_json(out / "config.json", run.config.to_dict())
-    with open(out / "metrics.jsonl.tmp", "w") as fh:
-        for row in run.metrics:
-            fh.write(json.dumps(row) + "\n")
-    os.replace(out / "metrics.jsonl.tmp", out / "metrics.jsonl")
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def run_files(run: TrainRun) -> dict[str, bytes]:
+    """The files of ``run``'s directory, in memory (name -> bytes), ``result.json`` last.
+
+    What a worker that cannot see the sweep's output folder sends back to the process that writes it.
+    """
+    from safetensors.torch import save
+
     state = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
     header = {"config": json.dumps(to_dict(run.model.cfg)), "d_vocab": str(run.model.d_vocab),
               "n_ctx": str(run.model.n_ctx), "n_members": str(run.model.n_members)}
-    save_file(state, str(out / "model.safetensors"), metadata=header)
     maps = torch.from_numpy(np.stack([w.maps for w in run.worlds]))
-    save_file({"maps": maps}, str(out / "worlds.safetensors"))
-    _write_json(out / "meta.json", run.meta)
-    _write_json(out / "result.json", dataclasses.asdict(run.result))
+    return {
+        "config.json": _json_bytes(run.config.to_dict()),
+        "metrics.jsonl": "".join(json.dumps(row) + "\n" for row in run.metrics).encode(),
+        "model.safetensors": save(state, metadata=header),
+        "worlds.safetensors": save({"maps": maps}),
+        "meta.json": _json_bytes(run.meta),
+        "result.json": _json_bytes(dataclasses.asdict(run.result)),
+    }
+
+
+def write_run_files(files: dict[str, bytes], out_dir: str | os.PathLike[str]) -> Path:
+    """Write a run directory's files crash-safely: each through a temporary file renamed into place, and
+    ``result.json`` (the mark of a complete run) removed first and written last, so a process killed at any
+    moment leaves either the finished run or one that is not taken for finished (and anything else the
+    folder held, e.g. an earlier attempt's ``error.txt``, is removed once the run is complete).
+    """
+    if "result.json" not in files or any(Path(name).name != name or name.startswith(".") for name in files):
+        raise ValueError(f"a run directory's files are plain names with result.json among them, got {sorted(files)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").unlink(missing_ok=True)
+    for name in sorted(files, key=lambda n: n == "result.json"):
+        _write_bytes(out / name, files[name])
+    (out / "error.txt").unlink(missing_ok=True)
+    for stale in out.glob(".*.tmp"):  # left by a writer killed mid-file (its pid no longer runs)
+        pid = stale.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
     return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def save_run(run: TrainRun, out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``run`` into ``out_dir`` (created if needed), crash-safely (:func:`write_run_files`):
+    ``result.json`` is written last, so its presence marks a complete run."""
+    return write_run_files(run_files(run), out_dir)
 
 
 def is_complete(path: str | os.PathLike[str]) -> bool:

@@ -5,11 +5,13 @@ differ only in seed and learning rate share a shape and train together as one en
 (``RunConfig.seeds``/``lrs``); the ensemble is split back into one run directory per member,
 ``<out>/<experiment>/<hash[:12]>/``, and one row per run in ``<out>/results.sqlite``.
 
-Re-running a sweep skips every run whose row says ``done`` and whose directory is complete (whichever
-experiment trained it: experiments sharing a run share its training), so a
-sweep killed at any point (Ctrl-C or SIGKILL) resumes without redoing or losing finished runs. A
-group that raises records its error for each of its runs (``error.txt`` and a ``failed`` row) and
-the sweep goes on; failed runs are tried again on the next invocation.
+A sweep is planned here, executed by an executor (:mod:`georecall.training.executors`: in this process,
+local processes, or a Ray cluster) and recorded here, by one process. Re-running a sweep skips every run
+whose row says ``done`` and whose directory is complete (whichever experiment trained it: experiments
+sharing a run share its training), so a sweep killed at any point (Ctrl-C or SIGKILL) resumes without
+redoing or losing finished runs; every file is written through a temporary file and a rename, and every
+row in its own transaction. A group that raises records its error for each of its runs (``error.txt``
+and a ``failed`` row) and the sweep goes on; failed runs are tried again on the next invocation.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from georecall.config import RunConfig, apply_overrides, config_hash, run_config_from_dict
-from georecall.results import TrainResult, TrainRun, is_complete, save_run
+from georecall.results import TrainResult, TrainRun, is_complete
 from georecall.results.store import STORE_NAME, ResultStore
 from georecall.tasks import context_length, resolve_query_count
 from georecall.training.loop import resolve_device, train
+
+if TYPE_CHECKING:
+    from georecall.training.executors import Executor
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ class SweepReport:
     trained: int  # done now
     failed: int  # failed now (their errors are in the store and in error.txt)
     out_dir: str
+    retried: int = 0  # ensembles submitted again after their worker or node died
 
 
 def expand_grid(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> list[RunConfig]:
@@ -187,21 +193,31 @@ def run_dir_for(run: RunConfig, experiment: str) -> str:
 def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, experiment: str,
               max_members: int = 64, device: str | None = None,
               progress: Callable[[int, int], None] | None = None,
-              trainer: Callable[..., TrainRun] = train, workers: int = 1) -> SweepReport:
+              trainer: Callable[..., TrainRun] = train, workers: int = 1, executor: Executor | None = None,
+              retries: int = 2) -> SweepReport:
     """Train every run not already done, as ensembles; write run directories and store rows.
 
-    ``device`` overrides ``train.device`` (not part of a run's identity); ``progress(done, total)``
-    is called after every finished or failed run, skipped runs included. Ensembles hold at most
-    ``max_members`` runs, and on the CPU at most :func:`cpu_members_cap` (the size that trains fastest).
+    Plan, execute, record: the plan is every run not already done, packed into same-shape ensembles (at most
+    ``max_members`` runs, and on the CPU at most :func:`cpu_members_cap`, the size that trains fastest);
+    ``executor`` trains them (:mod:`georecall.training.executors`; by default in this process, or in
+    ``workers`` local processes when ``workers > 1``), each worker writing its run directories; this
+    process alone records the store's rows, one transaction each, as ensembles finish. Ensembles that
+    start from other runs (``init_from``) are submitted once every other ensemble is recorded. A task whose
+    worker or node dies is submitted again, at most ``retries`` times (its members are adopted instead
+    when the lost worker had finished their run directories); an ensemble whose training raises is
+    recorded as failed (tried again on the next invocation) and the sweep goes on.
 
-    ``workers > 1`` trains the ensembles in that many local processes (:func:`worker_pool`), each with
-    this process's torch thread count; each worker writes its run directories and this process alone
-    writes the store's rows, as they finish. A run's result does not depend on where it trained (the
-    same seed gives bitwise-identical weights on the CPU). Ensembles that start from other runs
-    (``init_from``), and any sweep with a custom ``trainer``, train in this process.
+    ``device`` overrides ``train.device`` (not part of a run's identity); ``progress(done, total)``
+    is called after every finished or failed run, skipped runs included. A custom ``trainer`` trains in
+    this process. A run's result does not depend on where it trained: the same seed gives bitwise-identical
+    weights on the CPU in any executor.
     """
+    from georecall.training.executors import InProcess, ProcessPool, RayExecutor, Task, WorkerLost, folder_token
+
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
     check_sweep_name(experiment)
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
@@ -214,79 +230,107 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
             raise ValueError("run_sweep takes one-model runs (one seed each); see single_runs()")
         unique.setdefault(r.config_hash(), r)
     total = len(unique)
-    counts = {"skipped": 0, "trained": 0, "failed": 0}
+    counts = {"skipped": 0, "trained": 0, "failed": 0, "retried": 0}
+
+    def tick() -> None:
+        if progress is not None:
+            progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
+
     with ResultStore(out / STORE_NAME) as store:
-        todo = []
-        for h, r in unique.items():
-            rel = run_dir_for(r, experiment)
-            row = store.get(h)
-            if row is not None and row["status"] == "done" and row["run_dir"] and is_complete(out / row["run_dir"]):
-                counts["skipped"] += 1  # done already, perhaps by another experiment sharing the run
-            elif is_complete(out / rel):
-                if store.status(h) != "done":  # killed between the run directory and its row: adopt it
-                    try:
-                        result = json.loads((out / rel / "result.json").read_text())
-                        if not isinstance(result, dict):
-                            raise ValueError("not a JSON object")
-                    except (ValueError, OSError) as err:  # damaged by hand or by the disk: train it again
-                        log.warning("%s: unreadable result.json (%s); training the run again", out / rel, err)
-                        todo.append(r)
-                        continue
-                    store.put(hash=h, experiment=experiment, status="done", config=r.to_dict(), result=result,
-                              run_dir=rel, wall_time_s=result.get("wall_time_s"))
-                counts["skipped"] += 1
-            else:
-                todo.append(r)
+        todo = [r for r in unique.values() if not _adopt(store, out, r, experiment)]
+        counts["skipped"] = total - len(todo)
         if progress is not None:
             progress(counts["skipped"], total)
+
         def cap(r: RunConfig) -> int:
             on_cpu = r.train.device == "cpu" or (r.train.device == "auto" and resolve_device("auto").type == "cpu")
             return cpu_members_cap(r) if on_cpu else max_members
 
         groups = group_runs(todo, max_members, cap=cap)
-        pooled = [g for g in groups if g.init_from is None] if workers > 1 and trainer is train else []
-        if len(pooled) > 1:
-            def done(rel_rows: list[tuple[RunConfig, str, dict[str, Any], float | None]] | None,
-                     group: RunConfig, message: str, detail: str) -> None:
-                if rel_rows is None:
-                    _record_failure(store, out, experiment, single_runs(group), message, detail, counts)
-                else:
-                    for cfg, rel, result, wall in rel_rows:
-                        store.put(hash=cfg.config_hash(), experiment=experiment, status="done", config=cfg.to_dict(),
-                                  result=result, run_dir=rel, wall_time_s=wall)
-                        counts["trained"] += 1
-                if progress is not None:
-                    progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
+        if trainer is not train:
+            if executor is not None and not isinstance(executor, InProcess):
+                log.warning("a custom trainer trains in this process, not in the %s executor", executor.name)
+            chosen: Executor = InProcess(trainer)
+        elif executor is not None:
+            chosen = executor
+        else:
+            chosen = ProcessPool(workers) if workers > 1 and len(groups) > 1 else InProcess()
+        token = folder_token(out) if isinstance(chosen, RayExecutor) and groups else ""
 
-            _train_in_pool(pooled, out, experiment, workers, done)
-            groups = [g for g in groups if not any(g is p for p in pooled)]
-        for group in groups:
-            members = single_runs(group)
-            try:
-                if group.init_from is None:
-                    pieces = split_run(trainer(group))
-                else:
-                    states = source_states(store, out, group.init_from)
-                    pieces = split_run(trainer(group, init_states=states))
-            except Exception as err:  # a failing group must not stop the sweep; KeyboardInterrupt does
-                message = f"{type(err).__name__}: {err}".replace("\n", " ")
-                _record_failure(store, out, experiment, members, message, traceback.format_exc(), counts)
-                if progress is not None:
-                    progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
-                continue
-            for piece in pieces:
-                rel = run_dir_for(piece.config, experiment)
-                save_run(piece, out / rel)
-                (out / rel / "error.txt").unlink(missing_ok=True)
-                store.put(hash=piece.config.config_hash(), experiment=experiment, status="done",
-                          config=piece.config.to_dict(), result=dataclasses.asdict(piece.result), run_dir=rel,
-                          wall_time_s=piece.result.wall_time_s)
-                counts["trained"] += 1
-                if progress is not None:
-                    progress(counts["skipped"] + counts["trained"] + counts["failed"], total)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        def record(task: Task, outcome: Any) -> None:
+            if outcome.rows is None:
+                _record_failure(store, out, experiment, single_runs(task.group), outcome.message, outcome.detail,
+                                counts)
+            else:
+                from georecall.results import write_run_files
+
+                for rel, files in outcome.files.items():  # from a worker that did not see the output folder
+                    write_run_files(files, out / rel)
+                for cfg, rel, result, wall in outcome.rows:
+                    store.put(hash=cfg.config_hash(), experiment=experiment, status="done", config=cfg.to_dict(),
+                              result=result, run_dir=rel, wall_time_s=wall)
+                    counts["trained"] += 1
+            tick()
+
+        for phase in (False, True):  # ensembles from scratch, then those starting from other runs
+            tasks = []
+            for g in groups:
+                if (g.init_from is not None) != phase:
+                    continue
+                try:
+                    states = None if g.init_from is None else source_states(store, out, g.init_from)
+                except Exception as err:  # a missing source: these runs fail now and are tried again next time
+                    _record_failure(store, out, experiment, single_runs(g), f"{type(err).__name__}: {err}",
+                                    traceback.format_exc(), counts)
+                    tick()
+                    continue
+                tasks.append(Task(group=g, out=str(out), experiment=experiment, token=token, init_states=states))
+            attempts: dict[int, int] = {}
+            while tasks:
+                lost = []
+                for task, outcome in chosen.run(tasks):
+                    if not isinstance(outcome, WorkerLost):
+                        record(task, outcome)
+                        continue
+                    members = single_runs(task.group)
+                    if all(_adopt(store, out, m, experiment) for m in members):  # it had finished its directories
+                        counts["trained"] += len(members)
+                        tick()
+                        continue
+                    n = attempts[id(task)] = attempts.get(id(task), 0) + 1
+                    if n <= retries:
+                        log.warning("ensemble of %d runs lost its worker (%s); submitting it again (%d of %d)",
+                                    len(members), outcome, n, retries)
+                        counts["retried"] += 1
+                        lost.append(task)
+                    else:
+                        _record_failure(store, out, experiment, members, f"worker lost {n} times: {outcome}",
+                                        str(outcome), counts)
+                        tick()
+                tasks = lost
     return SweepReport(total=total, out_dir=str(out), **counts)
+
+
+def _adopt(store: ResultStore, out: Path, run: RunConfig, experiment: str) -> bool:
+    """True when ``run`` is done: its row says so and its directory is complete, or (killed between the two)
+    its directory under ``experiment`` is complete and readable, and its row is written now."""
+    h = run.config_hash()
+    row = store.get(h)
+    if row is not None and row["status"] == "done" and row["run_dir"] and is_complete(out / row["run_dir"]):
+        return True  # done already, perhaps by another experiment sharing the run
+    rel = run_dir_for(run, experiment)
+    if not is_complete(out / rel):
+        return False
+    try:
+        result = json.loads((out / rel / "result.json").read_text())
+        if not isinstance(result, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, OSError) as err:  # damaged by hand or by the disk: train it again
+        log.warning("%s: unreadable result.json (%s); training the run again", out / rel, err)
+        return False
+    store.put(hash=h, experiment=experiment, status="done", config=run.to_dict(), result=result, run_dir=rel,
+              wall_time_s=result.get("wall_time_s"))
+    return True
 
 
 def _record_failure(store: ResultStore, out: Path, experiment: str, members: Sequence[RunConfig], message: str,
@@ -296,16 +340,12 @@ def _record_failure(store: ResultStore, out: Path, experiment: str, members: Seq
     for m in members:
         rel = run_dir_for(m, experiment)
         (out / rel).mkdir(parents=True, exist_ok=True)
-        (out / rel / "error.txt").write_text(detail)
+        tmp = out / rel / f".error.txt.{os.getpid()}.tmp"
+        tmp.write_text(detail)
+        os.replace(tmp, out / rel / "error.txt")
         store.put(hash=m.config_hash(), experiment=experiment, status="failed", config=m.to_dict(),
                   error=message, run_dir=rel)
         counts["failed"] += 1
-
-
-# ---------------------------------------------------------------------------------------------------
-# Local worker processes
-
-_POOL: tuple[Any, int, int] | None = None  # (executor, workers, torch threads), reused across sweeps
 
 
 def auto_workers(device: str | None = None, *, limit: int = 8) -> int:
@@ -318,93 +358,6 @@ def auto_workers(device: str | None = None, *, limit: int = 8) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(limit, cores // max(1, torch.get_num_threads())))
-
-
-def _init_worker(threads: int) -> None:
-    import signal
-
-    torch.set_num_threads(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
-    try:  # Linux: die with the parent (a sweep killed with SIGKILL must not leave workers writing run directories)
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def worker_pool(workers: int) -> Any:
-    """A process pool of ``workers`` spawned processes, kept for later sweeps of this process.
-
-    Spawned (not forked: the parent may hold torch threads and open SQLite handles); each worker uses
-    this process's torch thread count. Started once (a few seconds of imports per worker).
-    """
-    global _POOL
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    threads = torch.get_num_threads()
-    if _POOL is not None and _POOL[1:] == (workers, threads):
-        return _POOL[0]
-    shutdown_pool()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads,))
-    _POOL = (pool, workers, threads)
-    return pool
-
-
-def shutdown_pool(*, kill: bool = False) -> None:
-    """Stop the kept worker pool (``kill``: terminate its processes at once, e.g. after Ctrl-C)."""
-    global _POOL
-    if _POOL is None:
-        return
-    pool = _POOL[0]
-    _POOL = None
-    if kill:
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
-    pool.shutdown(wait=not kill, cancel_futures=True)
-
-
-def _train_group(group: RunConfig, out: str, experiment: str
-                 ) -> tuple[list[tuple[RunConfig, str, dict[str, Any], float | None]] | None, str, str]:
-    """In a worker: train one ensemble and write its members' run directories; what the store needs back."""
-    try:
-        pieces = split_run(train(group))
-        rows = []
-        for piece in pieces:
-            rel = run_dir_for(piece.config, experiment)
-            save_run(piece, Path(out) / rel)
-            (Path(out) / rel / "error.txt").unlink(missing_ok=True)
-            rows.append((piece.config, rel, dataclasses.asdict(piece.result), piece.result.wall_time_s))
-        return rows, "", ""
-    except Exception as err:  # reported to the parent, which records the failure and goes on
-        return None, f"{type(err).__name__}: {err}".replace("\n", " "), traceback.format_exc()
-
-
-def _train_in_pool(groups: Sequence[RunConfig], out: Path, experiment: str, workers: int,
-                   done: Callable[..., None]) -> None:
-    """Train ``groups`` in the worker pool; ``done(rows | None, group, message, detail)`` as each finishes."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    pool = worker_pool(workers)
-    try:
-        futures = {pool.submit(_train_group, g, str(out), experiment): g for g in groups}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                try:
-                    rows, message, detail = f.result()
-                except BrokenProcessPool as err:  # a worker died (killed, out of memory): its groups fail, retried
-                    rows, message, detail = None, f"worker process died: {err}", traceback.format_exc()
-                done(rows, futures[f], message, detail)
-    except BaseException:
-        shutdown_pool(kill=True)
-        raise
-    if any(isinstance(f.exception(), BrokenProcessPool) for f in futures if f.done() and not f.cancelled()):
-        shutdown_pool(kill=True)  # a broken pool cannot take more work; the next sweep starts a fresh one
 
 
 def load_sweep_file(path: str | os.PathLike[str]) -> tuple[str, list[RunConfig]]:
