@@ -704,6 +704,16 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(ex.format_message().splitlines())  # one line, whatever line breaks the input carried
         click.echo(f"georecall: error: {msg}", err=True)
         return EXIT_BAD_INPUT
+    except Exception as ex:  # a full disk (or quota, or a folder turned read-only) mid-run: say so in one line
+        from georecall.training.executors import is_disk_full
+
+        if not is_disk_full(ex):
+            raise
+        where = getattr(ex, "filename", None)
+        detail = ex.strerror if isinstance(ex, OSError) and ex.strerror else str(ex)
+        click.echo(f"georecall: error: {detail}{f' writing {where}' if where else ''}; every run finished before is "
+                   "kept (run the same command again to resume once there is room)", err=True)
+        return EXIT_BAD_INPUT
     return 0
 
 

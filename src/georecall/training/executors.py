@@ -21,6 +21,7 @@ when a lost task had in fact finished. The same seed gives the same bits whichev
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import secrets
@@ -88,6 +89,19 @@ def _sees_folder(out: Path, token: str) -> bool:
         return False
 
 
+#: errno values that say the output folder cannot take more data (full disk, quota, read-only, file size limit).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for an error that says the disk (or quota) is full or read-only: no later write would succeed."""
+    if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+        return True
+    import sqlite3
+
+    return isinstance(err, sqlite3.OperationalError) and "disk is full" in str(err)
+
+
 def execute(task: Task, trainer: Callable[..., Any] | None = None) -> Outcome:
     """Train one task's ensemble and write (or return) its members' run directories. Never raises for a
     training error: the outcome carries it, so the sweep records it and goes on."""
@@ -113,6 +127,11 @@ def execute(task: Task, trainer: Callable[..., Any] | None = None) -> Outcome:
                 files[rel] = run_files(piece)
             rows.append((piece.config, rel, dataclasses.asdict(piece.result), piece.result.wall_time_s))
         return Outcome(rows=rows, files=files)
+    except OSError as err:
+        if is_disk_full(err):  # every later run would fail the same way: the sweep stops (what is written stays)
+            raise
+        return Outcome(rows=None, message=f"{type(err).__name__}: {err}".replace("\n", " "),
+                       detail=traceback.format_exc())
     except Exception as err:  # a failing ensemble must not stop the sweep; KeyboardInterrupt does
         return Outcome(rows=None, message=f"{type(err).__name__}: {err}".replace("\n", " "),
                        detail=traceback.format_exc())
@@ -323,6 +342,8 @@ class RayExecutor(Executor):
                 except lost as err:
                     outcome = WorkerLost(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
                 except ray.exceptions.RayError as err:  # e.g. the task could not be unpickled on the node
+                    if is_disk_full(err):  # raised in the task; Ray's error is also the task's OSError
+                        raise
                     outcome = Outcome(rows=None, message=f"{type(err).__name__}: {err}".replace("\n", " "),
                                       detail=traceback.format_exc())
                 yield refs[ref], outcome
