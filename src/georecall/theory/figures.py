@@ -31,8 +31,15 @@ def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, li
 
 
 def _save(fig: Figure, path: str | os.PathLike | None) -> None:
-    if path is not None:
-        fig.savefig(os.fspath(path), format="png", dpi=120)
+    if path is not None:  # through a temporary file renamed into place: a reader never sees half a figure
+        tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+        try:
+            fig.savefig(tmp, format="png", dpi=120)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def _positive(values: Sequence[float]) -> list[float]:
