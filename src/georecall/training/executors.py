@@ -8,6 +8,8 @@ of :class:`Task` (one same-shape ensemble each); an executor maps them and yield
 - :class:`ProcessPool`: local spawned processes (``--workers N``), kept for later sweeps of this process.
 - :class:`RayExecutor`: tasks of a Ray cluster (``--executor ray``; ``pip install "georecall[ray]"``), an
   existing one at ``address`` or a local instance started for the sweep.
+- :class:`SubmititExecutor`: Slurm jobs through submitit (``pip install submitit``), or local processes
+  with ``cluster="local"``.
 
 A worker that sees the sweep's output folder (a shared file system) writes the run directories itself,
 crash-safely (:func:`georecall.results.write_run_files`); one that does not (another machine without the
@@ -357,3 +359,62 @@ class RayExecutor(Executor):
             self._ray.shutdown()
         self._owns = False
 
+
+
+# ---------------------------------------------------------------------------------------------------
+# submitit (Slurm)
+
+
+class SubmititExecutor(Executor):
+    """One Slurm job per ensemble through submitit: ``cluster=None`` lets submitit pick (Slurm where
+    ``sbatch`` exists), ``"local"`` runs the jobs as local processes (all at once), ``"debug"`` in this
+    process. ``parameters`` go to ``update_parameters`` (``slurm_partition``, ``timeout_min``, ``gpus_per_node``,
+    ...); job files and logs go under ``folder``. The output folder must be on a file system the nodes share.
+    A job that ends without a result (preempted, cancelled, killed, over its time) comes back as
+    :class:`WorkerLost` and the sweep submits it again.
+    """
+
+    name = "submitit"
+
+    def __init__(self, folder: str | os.PathLike[str], *, cluster: str | None = None,
+                 parameters: Mapping[str, Any] | None = None, poll_s: float = 0.5) -> None:
+        try:
+            import submitit
+        except ImportError:
+            raise ImportError("the submitit executor needs submitit: pip install submitit") from None
+        self._submitit = submitit
+        self._ex = submitit.AutoExecutor(folder=os.fspath(folder), cluster=cluster)
+        params = {"timeout_min": 24 * 60, **({} if cluster == "debug" else {"cpus_per_task": 1}),
+                  **(parameters or {})}
+        self._ex.update_parameters(**params)
+        self.poll_s = poll_s
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, Outcome | WorkerLost]]:
+        import time
+
+        from submitit.core.utils import FailedJobError, UncompletedJobError
+
+        jobs = {self._ex.submit(execute, t): t for t in tasks}
+        pending = list(jobs)
+        try:
+            while pending:
+                finished = [j for j in pending if j.done()]
+                if not finished:
+                    time.sleep(self.poll_s)
+                    continue
+                for job in finished:
+                    pending.remove(job)
+                    try:
+                        outcome: Outcome | WorkerLost = job.result()
+                    except UncompletedJobError as err:  # the job's process ended without a result
+                        outcome = WorkerLost(f"job {job.job_id} ended without a result: {str(err).splitlines()[0]}")
+                    except FailedJobError as err:  # it raised (execute catches training errors: a disk, a bug)
+                        if "No space left on device" in str(err) or "disk is full" in str(err):
+                            raise OSError(errno.ENOSPC, f"No space left on device (job {job.job_id})") from None
+                        outcome = Outcome(rows=None, message=f"job {job.job_id} failed: {str(err).splitlines()[0]}",
+                                          detail=str(err))
+                    yield jobs[job], outcome
+        except BaseException:
+            for job in pending:
+                job.cancel(check=False)
+            raise
