@@ -148,3 +148,42 @@ def test_run_directories_are_written_file_by_file_with_result_json_last(tmp_path
     assert run_mod.is_complete(target) and sorted(os.listdir(target)) == sorted(files)
     with pytest.raises(ValueError, match="plain names"):
         write_run_files({"../x": b"", "result.json": b"{}"}, target)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--ray-address", "127.0.0.2:6379"], "--ray-address applies only with --executor ray"),
+    (["--executor", "ray", "--ray-address", "127.0.0.2:1"], "no Ray cluster answers at 127.0.0.2:1"),
+    (["--executor", "ray", "--ray-address", "head:port"], "a Ray address is host:port"),
+    (["--executor", "slurm"], "Invalid value for '--executor'"),
+])
+def test_executor_options_are_checked_before_any_work(tmp_path, capsys, args, says):
+    import json
+
+    from georecall.cli import main
+
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"name": "x", "base": {"task": {"n_subjects": 8, "n_relations": 2}},
+                                "grid": {"seeds": [0]}}))
+    if "answers" in says or "host:port" in says:  # checked by the Ray executor, which needs ray
+        pytest.importorskip("ray")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
+    assert not (tmp_path / "out" / "results.sqlite").exists()
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
+    import builtins
+
+    from georecall.training.executors import RayExecutor
+
+    real = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ImportError, match=r'pip install "georecall\[ray\]"'):
+        RayExecutor()
