@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -162,6 +163,10 @@ class TrainConfig:
     readout_dtype: ReadoutDtype = "float32"  # bfloat16: readout matmuls in bf16, float32 softmax and sums
     stop_at_target: bool = True  # False: members train the whole budget (the step they first reach the target is kept)
     freeze: tuple[str, ...] = ()  # parameter-name patterns (fnmatch, e.g. "blocks.*") kept at their initial values
+    # A member whose loss at an evaluation exceeds this multiple of max(its initial loss, ln V) -- ln V being
+    # the loss of a uniform guess -- has diverged and stops with that reason (None: never). Healthy runs stay
+    # below 1.11x, diverging ones (lr >= 3) pass 90x: see georecall.training.loop.divergence_reason.
+    divergence_factor: float | None = 10.0
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, f"steps must be >= 0, got {self.steps}")
@@ -184,6 +189,8 @@ class TrainConfig:
                "readout_dtype='bfloat16' runs in the fused readout; it needs fused_loss true or unset")
         _check(all(isinstance(p, str) and p.strip() for p in self.freeze),
                f"freeze must hold non-empty parameter-name patterns, got {list(self.freeze)}")
+        _check(self.divergence_factor is None or (math.isfinite(self.divergence_factor) and self.divergence_factor > 1),
+               f"divergence_factor must be a finite number > 1 or None, got {self.divergence_factor}")
 
 
 @dataclass(frozen=True)
@@ -259,7 +266,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be an object, got {type(data).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted(str(k) for k in set(data) - set(names))  # str: a YAML file's keys may be numbers or null
     _check(not unknown, f"unknown key(s) in {where}: {', '.join(unknown)}")
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
@@ -268,8 +275,11 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a :class:`RunConfig` from :func:`to_dict` output, checking keys and types."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a run config must be an object, got {type(data).__name__}")
     data = dict(data)
-    unknown = sorted(set(data) - {"task", "model", "train", "seeds", "lrs", "init_from", "init_params"})
+    unknown = sorted(str(k) for k in set(data) - {"task", "model", "train", "seeds", "lrs", "init_from",
+                                                  "init_params"})
     _check(not unknown, f"unknown key(s) in run config: {', '.join(unknown)}")
     kwargs: dict[str, Any] = {name: _build(cls, data[name], name) for name, cls in _SECTIONS.items() if name in data}
     if "seeds" in data:
@@ -287,7 +297,8 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
 _NOT_IDENTITY = {"train": ("device", "eval_chunk", "fused_loss", "compile", "triton_kernels")}
 #: Fields added after results were stored: part of a run's identity, but left out at their default so
 #: that the hashes of earlier runs (and the stores keyed by them) stay valid.
-_OMITTED_AT_DEFAULT = {"train": {"readout_dtype": "float32", "stop_at_target": True, "freeze": []},
+_OMITTED_AT_DEFAULT = {"train": {"readout_dtype": "float32", "stop_at_target": True, "freeze": [],
+                                  "divergence_factor": 10.0},
                        "task": {"world_variant": 0, "cot_loss": "chain"}, "": {"init_from": None, "init_params": []}}
 
 
@@ -298,7 +309,8 @@ def config_hash(cfg: Any) -> str:
     the same run on another device, or through other kernels for the same loss, is the same run.
     ``train.readout_dtype`` counts (a bf16 readout may train a different model) except at its default,
     so hashes from before it existed still hold; so do the later fields ``train.stop_at_target``,
-    ``train.freeze``, ``task.world_variant``, ``task.cot_loss``, ``init_from`` and ``init_params``.
+    ``train.freeze``, ``train.divergence_factor``, ``task.world_variant``, ``task.cot_loss``, ``init_from``
+    and ``init_params``.
     """
     data = to_dict(cfg)
     for section, names in _NOT_IDENTITY.items():

@@ -187,3 +187,12 @@ def test_the_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ImportError, match=r'pip install "georecall\[ray\]"'):
         RayExecutor()
+
+
+def test_a_size_that_cannot_fit_fails_its_runs_with_the_estimate_and_the_sweep_goes_on(tmp_path):
+    huge = expand_grid(BASE, {"model.d_model": [10**23], "seeds": [0]})
+    rep = run_sweep([*RUNS[:2], *huge], tmp_path, experiment="e")
+    assert (rep.trained, rep.failed) == (2, 1)
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        (row,) = store.rows(status="failed")
+    assert row["error"].startswith("ValueError: training 1 member(s) of") and "PB of memory" in row["error"]

@@ -57,6 +57,8 @@ def human(n: float) -> str:
     """``1.5 GB``-style bytes."""
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if n < 1024 or unit == "PB":
+            if unit == "PB" and n >= 1e6:
+                return f"{n:.2g} PB"
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} PB"
