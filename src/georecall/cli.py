@@ -538,13 +538,19 @@ def plot_cmd(experiment: str, scale: str, out: str | None) -> None:
         click.echo(f"figure: {f}")
 
 
+#: The longest chain construct, bound and theory-figures take: K^k beyond it leaves floating point (K >= 2),
+#: and an unbounded k would make the closed-form counts themselves take unbounded time.
+MAX_HOPS = 1000
+
 _CONSTRUCTION_NAMES = ["selector", "selector-mlp3", "attention-only", "disjoint", "disjoint-mlp", "kv-memory",
                        "precompute", "cot", "cot-question-first", "meet-in-middle", "meet-in-middle-tied",
                        "readout-only"]
 
 
-def _check_construction_size(name: str, n_subjects: int, n_relations: int, hops: int | None, itemsize: int) -> None:
-    """Refuse, with the estimate, a construction whose weights alone would not fit in memory (before building).
+def _check_construction_size(name: str, n_subjects: int, n_relations: int, hops: int | None, itemsize: int,
+                             n_queries: int | None = None) -> None:
+    """Refuse, with the estimate, a construction whose weights alone, or whose scoring (its query set and
+    activations, which grow with the hops), would not fit in memory (before building).
 
     The closed-form count of :func:`~georecall.theory.construction_cost`.
     """
@@ -557,14 +563,19 @@ def _check_construction_size(name: str, n_subjects: int, n_relations: int, hops:
     except (ValueError, KeyError):
         return  # not costed in closed form (or a bad size, which the builder reports)
     check_fits(cost.total * itemsize, f"construction {name} at N={n_subjects}, K={n_relations}, k={k}")
+    from georecall.constructions.registry import check_construction_scoring
+
+    check_construction_scoring(name, n_subjects, n_relations, k, n_queries=n_queries, itemsize=itemsize)
 
 
 @cli.command()
 @click.argument("name", type=click.Choice(_CONSTRUCTION_NAMES))
 @click.option("--n-subjects", type=int, required=True, help="N, subjects.")
 @click.option("--n-relations", type=int, required=True, help="K, relations.")
-@click.option("--hops", type=int, help="k; defaults to the construction's own (1, or 2 for meet-in-middle).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world's bijections.")
+@click.option("--hops", type=click.IntRange(max=MAX_HOPS),
+              help="k; defaults to the construction's own (1, or 2 for meet-in-middle).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the world's bijections.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--n-queries", type=int, help="Score a seeded sample of this many queries instead of all of them.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (TF32 and autocast refused).")
@@ -586,12 +597,15 @@ def construct(name: str, n_subjects: int, n_relations: int, hops: int | None, se
 
     try:
         resolve_device(device)
-        _check_construction_size(name, n_subjects, n_relations, hops, getattr(torch, dtype).itemsize)
+        _check_construction_size(name, n_subjects, n_relations, hops, getattr(torch, dtype).itemsize, n_queries)
         t0 = time.perf_counter()
         c = build_construction(name, n_subjects, n_relations, hops, seed=seed, dtype=getattr(torch, dtype))
         score = score_construction(c, n_queries=n_queries, device=device)
     except (ValueError, RuntimeError) as err:
         raise BadInput(str(err)) from None
+    except OverflowError as err:  # a size whose closed-form counts leave floating point (or an index)
+        raise BadInput(f"construction {name} at N={n_subjects}, K={n_relations}, k={hops}: the sizes are too large "
+                       f"to count ({err}); choose smaller ones") from None
     wall = time.perf_counter() - t0
     payload = {"name": c.name, "theorem": c.theorem, "n_subjects": n_subjects, "n_relations": n_relations,
                "hops": c.task.n_hops, "accuracy": score.accuracy, "n_queries": score.n_queries,
@@ -614,7 +628,7 @@ def construct(name: str, n_subjects: int, n_relations: int, hops: int | None, se
 @cli.command()
 @click.option("--n-subjects", type=int, required=True, help="N, subjects.")
 @click.option("--n-relations", type=int, required=True, help="K, relations.")
-@click.option("--hops", type=int, default=1, show_default=True, help="k, hops (no CoT).")
+@click.option("--hops", type=click.IntRange(max=MAX_HOPS), default=1, show_default=True, help="k, hops (no CoT).")
 @click.option("--embedding-bits", type=float, required=True, help="B_e, bits per subject embedding.")
 @click.option("--readout", type=click.Choice(["fixed", "learned", "tied"]), default="fixed", show_default=True,
               help="The model class: readout fixed before the facts, learned (counted in P), or tied to E.")
@@ -633,12 +647,15 @@ def bound(n_subjects: int, n_relations: int, hops: int, embedding_bits: float, r
         b = required_bits(n_subjects, n_relations, hops, embedding_bits, readout=readout)
     except ValueError as err:
         raise BadInput(str(err)) from None
+    except OverflowError as err:  # N or K beyond floating point
+        raise BadInput(f"N={n_subjects}, K={n_relations}, k={hops}: the bound's counts are too large for floating "
+                       f"point ({err}); choose smaller sizes") from None
     rows = []
     for name in COSTED:
         try:
             chk = check_against_bound(name, n_subjects, n_relations, hops)
-        except ValueError:
-            continue  # the construction does not answer this (N, K, k)
+        except (ValueError, OverflowError):
+            continue  # the construction does not answer this (N, K, k), or its size leaves floating point
         rows.append({"name": name, "readout": chk.readout, "P_bits": chk.P_have, "embedding_bits": chk.embedding_bits,
                      "P_needed": chk.P_needed, "verdict": chk.verdict})
     payload = {"n_subjects": n_subjects, "n_relations": n_relations, "hops": hops, "embedding_bits": embedding_bits,
@@ -669,7 +686,8 @@ def bound(n_subjects: int, n_relations: int, hops: int, embedding_bits: float, r
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the PNG files.")
 @click.option("--n-subjects", type=int, default=65536, show_default=True, help="N for the cost-vs-hops figure.")
 @click.option("--n-relations", type=int, default=4, show_default=True, help="K for both figures.")
-@click.option("--max-hops", type=int, default=5, show_default=True, help="Largest k in the cost-vs-hops figure.")
+@click.option("--max-hops", type=click.IntRange(max=MAX_HOPS), default=5, show_default=True,
+              help="Largest k in the cost-vs-hops figure.")
 def theory_figures(out: str, n_subjects: int, n_relations: int, max_hops: int) -> None:
     """Draw the theory's two figures: parameter cost against k, and selector d_model against N."""
     from pathlib import Path
@@ -688,6 +706,9 @@ def theory_figures(out: str, n_subjects: int, n_relations: int, max_hops: int) -
         plot_dmodel_vs_n(n_relations, [2**i for i in range(1, 21)], width)
     except ValueError as err:
         raise BadInput(str(err)) from None
+    except OverflowError as err:  # K^k past floating point
+        raise BadInput(f"N={n_subjects}, K={n_relations}, k up to {max_hops}: the costs are too large for floating "
+                       f"point ({err}); choose a smaller --max-hops or --n-relations") from None
     click.echo(f"wrote {cost}\nwrote {width}")
 
 

@@ -20,7 +20,8 @@ import torch
 from georecall.config import ModelConfig, TaskConfig
 from georecall.model import Transformer
 from georecall.model.generate import generate_cot
-from georecall.tasks import QuerySet, World, make_queries, n_query_space
+from georecall.tasks import QuerySet, World, context_length, make_queries, n_query_space, resolve_query_count
+from georecall.tasks.queries import QUERY_BYTES_PER_TOKEN, query_set_bytes
 
 PARAM_GROUPS = ("embedding", "positional", "attention", "mlp", "unembedding")
 
@@ -284,6 +285,72 @@ class _SparseReadout:
         return ok, margin
 
 
+#: Bytes one scoring chunk's forward may hold: :func:`score_construction` shrinks its chunk of queries to stay
+#: under it (every size of the README's table keeps its 4096-query chunk; kv-memory at N = 1000, K = 4 needs 1 GB).
+FORWARD_BYTES = 2 << 30
+
+
+def forward_bytes_per_query(n_ctx: int, d_model: int, n_heads: int, mlp_width: int, d_vocab: int,
+                            itemsize: int) -> int:
+    """Peak activation bytes of one query's forward over ``n_ctx`` positions (pure arithmetic, an upper bound).
+
+    Attention scores, mask and softmax: 4 H T^2 (measured 2.7-3.4 H T^2, kv-memory at T = 257, 513); the MLP's
+    pre- and post-activations: 2 T w (measured 1.95 T w at w = 8028); residual and projections: 8 T d; one
+    position's logits over the vocabulary (greedy CoT generation): 2 V. The T^2 term is what grows with hops.
+    """
+    return itemsize * (n_ctx * (4 * n_heads * n_ctx + 2 * mlp_width + 8 * d_model) + 2 * d_vocab)
+
+
+@dataclass(frozen=True)
+class ScoringMemory:
+    """What scoring a construction allocates at its peak, estimated before anything is allocated (bytes)."""
+
+    n_queries: int  # queries scored
+    n_ctx: int  # input positions per query
+    query_set: int  # the query set, at make_queries' peak (:func:`georecall.tasks.queries.query_set_bytes`)
+    chunk: int  # queries per forward pass
+    forward: int  # one chunk's activations (:func:`forward_bytes_per_query`)
+
+    @property
+    def total(self) -> int:
+        return self.query_set + self.forward
+
+
+def scoring_memory(task: TaskConfig, *, d_model: int, n_heads: int, mlp_width: int, d_vocab: int, itemsize: int,
+                   chunk: int = 4096) -> ScoringMemory:
+    """The memory :func:`score_construction` needs for ``task``'s queries (``task.n_queries`` of them, or all up
+    to ``task.max_queries``) through a model of these sizes (``mlp_width``: one layer's hidden units, all its
+    hidden layers together). Pure arithmetic; a query count that cannot be served raises ValueError."""
+    n = resolve_query_count(task)
+    per = forward_bytes_per_query(context_length(task), d_model, n_heads, mlp_width, d_vocab, itemsize)
+    fits = max(1, min(chunk, n, FORWARD_BYTES // per))
+    return ScoringMemory(n_queries=n, n_ctx=context_length(task), query_set=query_set_bytes(task), chunk=fits,
+                         forward=fits * per)
+
+
+def check_scoring_memory(mem: ScoringMemory, what: str, limit: int | None) -> None:
+    """Raise ValueError, naming the estimate, its parts, the limit and how many queries would fit, when scoring
+    needs more than ``limit`` bytes (None: no limit known)."""
+    from georecall.training.memory import human
+
+    if limit is None or mem.total <= limit:
+        return
+    fit = (limit - mem.forward) // (mem.n_ctx * QUERY_BYTES_PER_TOKEN)
+    hint = (f"score a sample with --n-queries (at most about {fit:,} fit; the time grows as queries x k x T^2) "
+            "or use fewer hops" if fit >= 1 else "not even one query fits; use fewer hops")
+    raise ValueError(f"scoring {what} needs about {human(mem.total)} of memory ({mem.n_queries:,} queries of "
+                     f"{mem.n_ctx:,} tokens: {human(mem.query_set)}; {mem.chunk:,} at a time through the model: "
+                     f"{human(mem.forward)}), more than this machine has ({human(limit)}); {hint}")
+
+
+def model_scoring_memory(c: Construction, task: TaskConfig, chunk: int = 4096) -> ScoringMemory:
+    """:func:`scoring_memory` with the sizes of the built model ``c.model``."""
+    cfg = c.model.cfg
+    widths = (cfg.d_mlp + (cfg.d_mlp2 or 0)) if not cfg.attn_only else 0
+    return scoring_memory(task, d_model=cfg.d_model, n_heads=cfg.n_heads, mlp_width=widths,
+                          d_vocab=c.model.d_vocab, itemsize=c.model.embed.W_E.dtype.itemsize, chunk=chunk)
+
+
 @torch.no_grad()
 def score_construction(c: Construction, *, n_queries: int | None = None, chunk: int = 4096,
                        device: str | torch.device = "cpu", seed: int = 0) -> ConstructionScore:
@@ -292,11 +359,19 @@ def score_construction(c: Construction, *, n_queries: int | None = None, chunk: 
     Direct queries are scored at the answer position; CoT queries by greedy generation, where every
     emitted subject must be right and the margin is taken at every step along the model's own chain.
     Argmax is over the whole vocabulary. Memory is bounded: ``chunk`` queries go through the model at
-    once, and the readout never holds more than 2^25 logits (:class:`_SparseReadout`).
+    once (fewer where one chunk's activations would pass :data:`FORWARD_BYTES`: long chains), and the readout
+    never holds more than 2^25 logits (:class:`_SparseReadout`). A query set and chunk that together would
+    not fit in this machine's memory (:func:`scoring_memory`) raise ValueError before anything is allocated.
     """
+    from georecall.training.memory import available_bytes
+
     dtype = c.model.embed.W_E.dtype
     check_precision(device, dtype)
     task = c.task if n_queries is None else dataclasses.replace(c.task, n_queries=n_queries)
+    mem = model_scoring_memory(c, task, chunk)
+    check_scoring_memory(mem, f"{c.name} at N={task.n_subjects}, K={task.n_relations}, k={task.n_hops}",
+                         available_bytes())
+    chunk = mem.chunk
     queries: QuerySet = make_queries(c.world, task, seed=seed)
     # nn.Module.to moves in place: score a copy when the device differs, so ``c`` stays where it was.
     model = c.model if c.model.embed.W_E.device == torch.device(device) else copy.deepcopy(c.model).to(device)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from georecall.constructions.base import Construction
+from georecall.config import TaskConfig
+from georecall.constructions.base import Construction, ScoringMemory, check_scoring_memory, scoring_memory
 from georecall.constructions.cot import build_cot
 from georecall.constructions.disjoint import build_disjoint, build_disjoint_mlp
 from georecall.constructions.multihop import build_kv_memory, build_precompute
@@ -63,3 +64,31 @@ def build_construction(name: str, n_subjects: int, n_relations: int, n_hops: int
         raise ValueError(f"{name} answers {recipe.hops}-hop queries only, got --hops {k}")
     world = make_world(n_subjects, n_relations, seed=seed, attributes=recipe.attributes)
     return recipe.build(world, k, dtype)
+
+
+def construction_scoring_memory(name: str, n_subjects: int, n_relations: int, n_hops: int, *,
+                                n_queries: int | None = None, itemsize: int = 4) -> ScoringMemory:
+    """What scoring construction ``name`` on every query (or ``n_queries`` of them) would allocate, from the
+    theory's closed-form sizes (:func:`georecall.theory.construction_cost`), before anything is built.
+
+    Pure arithmetic. Bad sizes raise ValueError as the cost and the query count do."""
+    from georecall.theory import construction_cost
+
+    cost = construction_cost(name, n_subjects, n_relations, n_hops)
+    cot = {"cot": "interleaved", "cot-question-first": "question_first"}.get(name, "none")
+    task = TaskConfig(n_subjects=n_subjects, n_relations=n_relations, n_hops=n_hops, cot=cot,
+                      attributes=CONSTRUCTIONS[name].attributes, n_queries=n_queries)
+    width = sum(cost.mlp_widths) if cost.n_layers == 1 else max(cost.mlp_widths, default=0)
+    return scoring_memory(task, d_model=cost.d_model, n_heads=cost.n_heads, mlp_width=width,
+                          d_vocab=cost.d_vocab, itemsize=itemsize)
+
+
+def check_construction_scoring(name: str, n_subjects: int, n_relations: int, n_hops: int, *,
+                               n_queries: int | None = None, itemsize: int = 4, limit: int | None = None) -> None:
+    """Refuse (ValueError naming the estimate, the limit and how many queries would fit) to score a construction
+    whose queries and activations would not fit in ``limit`` bytes (default: this machine's memory)."""
+    from georecall.training.memory import available_bytes
+
+    mem = construction_scoring_memory(name, n_subjects, n_relations, n_hops, n_queries=n_queries, itemsize=itemsize)
+    check_scoring_memory(mem, f"{name} at N={n_subjects}, K={n_relations}, k={n_hops}",
+                         available_bytes() if limit is None else limit)

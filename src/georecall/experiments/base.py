@@ -120,6 +120,9 @@ def _check_range(name: str, value: Any, meta: Mapping[str, Any]) -> None:
         for v in items:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and v >= lo):
                 raise ValueError(f"{name} must hold finite numbers >= {lo}, got {shown!r}")
+    hi = meta.get("max")
+    if hi is not None and any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > hi for v in items):
+        raise ValueError(f"{name} must be <= {hi}, got {shown!r}")
     if meta.get("distinct") and len(set(items)) != len(items):
         raise ValueError(f"{name} must not repeat values, got {shown!r}")
     if meta.get("increasing") and items != sorted(items):
@@ -132,9 +135,9 @@ def _check_range(name: str, value: Any, meta: Mapping[str, Any]) -> None:
 def validate_config(cfg: Any) -> None:
     """Check every field of an experiment config: its type (the annotation) and its ``metadata`` range.
 
-    ``metadata`` keys: ``min`` (every number >= it), ``nonempty``, ``distinct``, ``increasing`` (for
-    tuples) and ``choices``. A nested config (the recipe) checked itself when it was built. The scale
-    must be one of :data:`SCALES`.
+    ``metadata`` keys: ``min`` (every number >= it), ``max`` (every number <= it), ``nonempty``, ``distinct``,
+    ``increasing`` (for tuples) and ``choices``. A nested config (the recipe) checked itself when it was built.
+    The scale must be one of :data:`SCALES`.
     """
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):

@@ -136,7 +136,7 @@ class ThresholdConfig(RecipeFields):
     seeds: tuple[int, ...] = field(metadata={"min": 0, "nonempty": True, "distinct": True})
     # The budget ladder: recipe.steps, then doubled this many times; the search runs at the first budget and
     # each next one tests convergence (see ``budgets``).
-    budget_doublings: int = field(metadata={"min": 0})
+    budget_doublings: int = field(metadata={"min": 0, "max": 30})  # 2^30 x recipe.steps is past any budget
     recipe: Recipe = field(default_factory=lambda: Recipe(steps=500, lr=3e-2, target_accuracy=0.99, eval_every=50))
     conditions: tuple[str, ...] = field(default=PRIMARY_CONDITIONS,
                                         metadata={"nonempty": True, "distinct": True, "choices": tuple(CONDITIONS)})

@@ -85,6 +85,19 @@ def resolve_query_count(task: TaskConfig) -> int:
     return task.n_queries
 
 
+#: Peak bytes per query and input position while :func:`make_queries` builds a set: int64 subjects, chains,
+#: path, relation tokens and tokens (measured 33-40 B at k = 8-1024, direct queries; CoT sets hold less per
+#: token). What grows with the chain length: 2^21 sampled queries of k = 2000 hops are about 160 GB.
+QUERY_BYTES_PER_TOKEN = 40
+
+
+def query_set_bytes(task: TaskConfig) -> int:
+    """Bytes :func:`make_queries` allocates at its peak for ``task``'s query set, before building it (pure
+    arithmetic: queries x input positions x :data:`QUERY_BYTES_PER_TOKEN`). Raises as
+    :func:`resolve_query_count` does."""
+    return resolve_query_count(task) * context_length(task) * QUERY_BYTES_PER_TOKEN
+
+
 def _select(task: TaskConfig, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Start subjects [n] and chains [n, k]: all of them in order, or n distinct ones at random."""
     big_n, k_rel, k = task.n_subjects, task.n_relations, task.n_hops

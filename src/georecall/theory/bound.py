@@ -384,6 +384,8 @@ def construction_cost(name: str, N: int, K: int, k: int) -> CostResult:
         mlp = _mlp(widths, d)
         p_c, b_c = float(K * N * m), 0  # one lookup table, shared by the k layers
     elif name == "precompute":  # §4.2
+        if (k + 1) * math.log2(K) > 1024:  # its P_bits_float32 overflows anyway: say so before k huge powers
+            raise OverflowError(f"precompute's K^(k+1) = {K}^{k + 1} is beyond floating point")
         d = m * (K ** (k + 1) - 1) // (K - 1) + 2 * K + 3
         n_layers = k
         widths = tuple(2 * K ** (k - ell + 1) * m + 2 * K for ell in range(1, k + 1))

@@ -56,18 +56,31 @@ class SweepReport:
     retried: int = 0  # ensembles submitted again after their worker or node died
 
 
+#: The most runs one grid may expand to (100,000 take about a second to expand and far longer to train).
+MAX_GRID_RUNS = 100_000
+
+
 def expand_grid(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> list[RunConfig]:
     """The cartesian product of ``grid`` over ``base``, one run (one seed) per combination.
 
     Keys are ``section.field`` (as in ``--set``) or ``seeds``/``seed``; values are lists. Seeds not
     in the grid come from ``base.seeds`` (each its own run).
     """
+    import math
+
+    from georecall.config import _coerce
+
     grid = dict(grid)
     seeds = grid.pop("seeds", None) or grid.pop("seed", None) or list(base.seeds)
+    seeds = _coerce(tuple[int, ...], seeds, "grid seeds")  # a list of integers, named when it is not
     keys = list(grid)
     for key in keys:
         if not isinstance(grid[key], (list, tuple)) or not grid[key]:
             raise ValueError(f"grid values must be non-empty lists, got {key}: {grid[key]!r}")
+    n_runs = math.prod(len(grid[k]) for k in keys) * len(seeds)
+    if n_runs > MAX_GRID_RUNS:  # refused before expanding (a few grid values multiply fast)
+        raise ValueError(f"the grid expands to {n_runs:,} runs, more than {MAX_GRID_RUNS:,}; split it into "
+                         "several sweeps")
     runs = []
     for values in itertools.product(*(grid[k] for k in keys)):
         overrides = [f"{k}={_as_override(v)}" for k, v in zip(keys, values, strict=True)]
@@ -370,18 +383,111 @@ def load_sweep_file(path: str | os.PathLike[str]) -> tuple[str, list[RunConfig]]
         grid: {task.n_subjects: [64, 128], model.d_model: [8, 16], seeds: [0, 1]}
     """
     p = Path(path)
-    text = p.read_text()
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        spec = yaml.safe_load(text)
-    else:
-        spec = json.loads(text)
+    spec = _read_sweep_spec(p)
     if not isinstance(spec, dict):
         raise ValueError(f"{p}: a sweep file is an object with name, base and grid")
-    unknown = sorted(set(spec) - {"name", "base", "grid"})
+    unknown = sorted(set(spec) - {"name", "base", "grid"}, key=repr)
     if unknown:
         raise ValueError(f"{p}: unknown key(s) {', '.join(map(repr, unknown))}; a sweep file has name, base and grid")
-    name = check_sweep_name(str(spec.get("name") or p.stem))
-    base = run_config_from_dict(spec.get("base") or {})
-    return name, expand_grid(base, spec.get("grid") or {})
+    name, base, grid = spec.get("name"), spec.get("base"), spec.get("grid")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"{p}: name must be a string (the sweep's folder name), got {name!r}")
+    for key, value in (("base", base), ("grid", grid)):
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{p}: {key} must be an object, got {type(value).__name__} {value!r}")
+    bad = [k for k in grid or {} if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"{p}: grid keys are names such as task.n_subjects or seeds, got {bad[0]!r}")
+    try:
+        return check_sweep_name(name or p.stem), expand_grid(run_config_from_dict(base or {}), grid or {})
+    except ValueError as err:
+        raise ValueError(f"{p}: {err}") from None
+
+
+#: A sweep file is a few lines: larger files (or /dev/zero) are refused before being read whole.
+MAX_SWEEP_FILE_BYTES = 16 * 2**20
+#: Values a sweep file may hold once YAML aliases are expanded (a "billion laughs" file is refused), and its nesting.
+MAX_SWEEP_VALUES, MAX_SWEEP_DEPTH = 100_000, 32
+
+
+def _read_sweep_spec(p: Path) -> Any:
+    """A sweep file parsed (YAML by PyYAML's safe loader, else JSON), or ValueError naming the file and the fault.
+
+    Refused: bytes that are not UTF-8, a syntax error (with its line and column), a key given twice (the later
+    one would silently win), tags beyond plain YAML (``!!python/object``), and a file too large or too deep.
+    """
+    with open(p, "rb") as f:
+        raw = f.read(MAX_SWEEP_FILE_BYTES + 1)
+    if len(raw) > MAX_SWEEP_FILE_BYTES:
+        raise ValueError(f"{p}: larger than {MAX_SWEEP_FILE_BYTES // 2**20} MB; a sweep file is a few lines of YAML "
+                         "or JSON")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{p}: not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start})") from None
+    try:
+        spec = _parse_yaml(p, text) if p.suffix.lower() in (".yaml", ".yml") else _parse_json(p, text)
+    except RecursionError:
+        raise ValueError(f"{p}: nested too deeply to read (at most {MAX_SWEEP_DEPTH} levels)") from None
+    budget, stack = MAX_SWEEP_VALUES, [(spec, 0)]
+    while stack:  # iterative: the values counted as they would be expanded, aliases and all
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ValueError(f"{p}: holds more than {MAX_SWEEP_VALUES:,} values (YAML aliases expanded)")
+        if depth > MAX_SWEEP_DEPTH:
+            raise ValueError(f"{p}: nested more than {MAX_SWEEP_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+    return spec
+
+
+def _parse_json(p: Path, text: str) -> Any:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise ValueError(f"duplicate key {k!r}")
+            out[k] = v
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=unique)
+    except ValueError as err:  # JSONDecodeError (with its line and column) or a duplicate key
+        raise ValueError(f"{p}: not valid JSON: {err}") from None
+
+
+def _parse_yaml(p: Path, text: str) -> Any:
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+                if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base``: merged keys may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                                key_node.start_mark)
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the safe loader's own check names it
+                    pass
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: plain YAML only
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None)
+        if problem is None:  # e.g. a ReaderError (a control character): its own one-sentence message
+            problem = " ".join(str(err).split())
+        else:
+            context = getattr(err, "context", None)  # e.g. "expected a single document in the stream"
+            problem = f"{context}, {problem}" if context else problem
+            if mark is not None:
+                problem += f" (line {mark.line + 1}, column {mark.column + 1})"
+        raise ValueError(f"{p}: not valid YAML: {problem}") from None
