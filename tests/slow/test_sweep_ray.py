@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -112,15 +113,28 @@ def test_a_sweep_on_a_ray_cluster_survives_its_worker_node_dying(tmp_path, clust
 
     killed = []
 
-    def progress(done, total):  # once the first ensemble is recorded, the worker node is mid-task: kill it
-        if done > 0 and not killed:
-            raylet = _raylet_of(worker)
-            raylet.send_signal(signal.SIGKILL)
-            killed.append(raylet.pid)
+    def kill_when_busy():  # once the worker node runs an ensemble (Ray titles the process ray::<function>)
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            for p in psutil.Process(worker.pid).children(recursive=True):
+                try:
+                    busy = " ".join(p.cmdline()).startswith("ray::_ray_execute")
+                except psutil.Error:
+                    continue
+                if busy:
+                    time.sleep(0.5)  # mid-training
+                    raylet = _raylet_of(worker)
+                    raylet.send_signal(signal.SIGKILL)
+                    killed.append(raylet.pid)
+                    return
+            time.sleep(0.05)
 
     with RayExecutor(address=address) as executor:
         assert sum(n["Alive"] for n in ray.nodes()) == 2
-        report = run_sweep(runs, tmp_path / "ray", experiment="r", executor=executor, progress=progress)
+        killer = threading.Thread(target=kill_when_busy, daemon=True)
+        killer.start()
+        report = run_sweep(runs, tmp_path / "ray", experiment="r", executor=executor)
+        killer.join(timeout=1)
         alive = sum(n["Alive"] for n in ray.nodes())
     assert killed and alive == 1, "the worker node was not lost"
     assert (report.total, report.trained, report.failed) == (12, 12, 0)

@@ -41,10 +41,10 @@ def test_a_killed_submitit_job_is_submitted_again_and_lands_once(tmp_path, monke
         submitted.append(job)
         return job
 
-    def kill_first():  # the first job, a few seconds in (importing torch or training)
+    def kill_first():  # the first job, a second in (starting: importing torch), before it can have finished
         while not submitted:
             time.sleep(0.05)
-        time.sleep(2.0)
+        time.sleep(1.0)
         os.kill(int(submitted[0].job_id), signal.SIGKILL)
         killed.append(submitted[0].job_id)
 
