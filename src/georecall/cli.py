@@ -112,8 +112,8 @@ def _workers(workers: int | None, device: str | None) -> int:
     """``--workers``, or the default for the device (:func:`~georecall.training.sweep.auto_workers`)."""
     from georecall.training.sweep import auto_workers
 
-    if workers is not None and workers < 1:
-        raise BadInput(f"--workers must be >= 1, got {workers}")
+    if workers is not None and not 1 <= workers <= MAX_THREADS:
+        raise BadInput(f"--workers must be between 1 and {MAX_THREADS}, got {workers}")
     return auto_workers(device) if workers is None else workers
 
 
@@ -146,11 +146,15 @@ def _executor(executor: str, ray_address: str | None, workers: int | None, devic
     return ex
 
 
+#: The most torch threads (and local workers) taken: beyond any machine's cores, and torch's int range.
+MAX_THREADS = 4096
+
+
 def _set_threads(threads: int | None) -> None:
     """Apply ``--threads`` (default :data:`DEFAULT_THREADS`) before any torch work."""
     n = DEFAULT_THREADS if threads is None else threads
-    if n < 1:
-        raise BadInput(f"--threads must be >= 1, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise BadInput(f"--threads must be between 1 and {MAX_THREADS}, got {n}")
     import torch
 
     torch.set_num_threads(n)
@@ -714,6 +718,9 @@ def theory_figures(out: str, n_subjects: int, n_relations: int, max_hops: int) -
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the CLI and turns every user error into one line and exit status 2."""
+    if argv is not None and any("\0" in a for a in argv if isinstance(a, str)):  # no OS path or value holds one
+        click.echo("georecall: error: an argument holds a NUL byte", err=True)
+        return EXIT_BAD_INPUT
     try:
         cli.main(args=argv, prog_name="georecall", standalone_mode=False)
     except click.exceptions.Exit as ex:

@@ -78,7 +78,7 @@ REPRODUCE_BAD = [
     (["reproduce", "--only", "bogus"], "unknown experiment(s) bogus"),
     (["reproduce", "--only", ","], "--only expects"),
     (["reproduce", "--out", ""], "--out must name a folder"),
-    (["reproduce", "--threads", "0"], "--threads must be >= 1"),
+    (["reproduce", "--threads", "0"], "--threads must be between 1 and"),
     (["reproduce", "--device", "tpu"], "unknown device"),
     (["reproduce", "--scale", "huge"], "not one of"),
     (["run", "threshold", "--set", "recipe.lr=abc"], "recipe.lr expects float"),
