@@ -30,7 +30,7 @@ def _done(tmp_path):
 
 
 def test_a_disk_that_fills_while_a_run_directory_is_written(tmp_path, capsys, monkeypatch):
-    real, calls = run_mod._write_bytes, {"n": 0}
+    real, calls = run_mod.write_atomic, {"n": 0}
 
     def filling(path, data):
         calls["n"] += 1
@@ -38,7 +38,7 @@ def test_a_disk_that_fills_while_a_run_directory_is_written(tmp_path, capsys, mo
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(run_mod, "_write_bytes", filling)
+    monkeypatch.setattr(run_mod, "write_atomic", filling)
     code, out = _sweep(tmp_path, capsys)
     assert code == 2 and out.out == ""
     lines = out.err.strip().splitlines()
@@ -47,7 +47,7 @@ def test_a_disk_that_fills_while_a_run_directory_is_written(tmp_path, capsys, mo
     assert len(kept) == 2  # what was written before the disk filled is kept, and nothing half-written is done
     complete = [p for p in (tmp_path / "out" / "full").iterdir() if (p / "result.json").is_file()]
     assert len(complete) == 2
-    monkeypatch.setattr(run_mod, "_write_bytes", real)  # room again: the same command resumes
+    monkeypatch.setattr(run_mod, "write_atomic", real)  # room again: the same command resumes
     code, out = _sweep(tmp_path, capsys)
     assert code == 0 and json.loads(out.out)["skipped"] == 2 and json.loads(out.out)["trained"] == 4
     assert kept < _done(tmp_path) and len(_done(tmp_path)) == 6

@@ -128,7 +128,7 @@ def test_run_directories_are_written_file_by_file_with_result_json_last(tmp_path
     files = {"config.json": b"{}", "metrics.jsonl": b"", "result.json": b"{}"}
     target = tmp_path / "run"
     written = []
-    real = run_mod._write_bytes
+    real = run_mod.write_atomic
 
     def dying(path, data):
         if path.name == "result.json":
@@ -136,11 +136,11 @@ def test_run_directories_are_written_file_by_file_with_result_json_last(tmp_path
         written.append(path.name)
         real(path, data)
 
-    monkeypatch.setattr(run_mod, "_write_bytes", dying)
+    monkeypatch.setattr(run_mod, "write_atomic", dying)
     with pytest.raises(KeyboardInterrupt):
         write_run_files(files, target)
     assert written == ["config.json", "metrics.jsonl"] and not run_mod.is_complete(target)
-    monkeypatch.setattr(run_mod, "_write_bytes", real)
+    monkeypatch.setattr(run_mod, "write_atomic", real)
     (target / "error.txt").write_text("earlier attempt")
     dead = 2**22 + 12345  # beyond Linux's default pid_max: no such process
     (target / f".model.safetensors.{dead}.tmp").write_bytes(b"half")

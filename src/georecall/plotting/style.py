@@ -7,10 +7,13 @@ Figures are bare Agg ``Figure`` objects (no pyplot state; library code never cal
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from georecall.results.atomic import write_atomic
 
 #: The paper's symbols, used in every axis label and title.
 SYMBOLS: dict[str, str] = {
@@ -51,11 +54,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
 
 def save(fig: Any, path: str | os.PathLike[str]) -> Path:
     """Save ``fig`` as a PNG at ``path`` (written to a temp name, then renamed); returns the path."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return write_atomic(path, buf.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from georecall import experiments as _experiments
 from georecall.experiments import claims as _claims
 from georecall.experiments.claims import VERDICTS, Claim, ClaimResult
 from georecall.report.deviations import DEVIATIONS
+from georecall.results.atomic import write_atomic
 from georecall.results.envelope import RESULT_FILE, read_envelope, result_folder
 
 __all__ = ["VERDICT_COLOURS", "ReportPaths", "build_report", "flatten_numbers", "format_value"]
@@ -357,18 +358,6 @@ def _environment() -> Any:
     return env
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def build_report(out_dir: str | os.PathLike[str], scale: str, *, only: Sequence[str] | None = None,
                  dest: Path | None = None, claims: Sequence[Claim] | None = None,
                  timings: Mapping[str, float] | None = None,
@@ -427,6 +416,6 @@ def build_report(out_dir: str | os.PathLike[str], scale: str, *, only: Sequence[
     html = jenv.get_template("report.html.j2").render(**context)
     paths = ReportPaths(markdown=dest / REPORT_MD, html=dest / REPORT_HTML,
                         verdicts={r.claim.id: r.decision.verdict for r in results})
-    _write_atomic(paths.markdown, markdown)
-    _write_atomic(paths.html, html)
+    write_atomic(paths.markdown, markdown, fsync=True)
+    write_atomic(paths.html, html, fsync=True)
     return paths

@@ -48,15 +48,11 @@ def make_envelope(*, experiment: str, scale: str, provenance: dict[str, Any], pa
 
 def write_envelope(folder: str | os.PathLike[str], envelope: dict[str, Any]) -> Path:
     """Write ``result.json`` atomically (temp file, fsync, rename) into ``folder``."""
+    from georecall.results.atomic import write_atomic
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (RESULT_FILE + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(json.dumps(envelope, indent=2, allow_nan=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / RESULT_FILE)
-    return folder / RESULT_FILE
+    return write_atomic(folder / RESULT_FILE, json.dumps(envelope, indent=2, allow_nan=False) + "\n", fsync=True)
 
 
 def read_envelope(folder: str | os.PathLike[str]) -> dict[str, Any]:

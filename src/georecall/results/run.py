@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 
 from georecall.config import RunConfig, run_config_from_dict, to_dict
 from georecall.model import Transformer
+from georecall.results.atomic import write_atomic
 from georecall.tasks import World, context_length
 
 SCHEMA_VERSION = 1
@@ -101,17 +102,6 @@ def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed into place: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def run_files(run: TrainRun) -> dict[str, bytes]:
     """The files of ``run``'s directory, in memory (name -> bytes), ``result.json`` last.
 
@@ -145,7 +135,7 @@ def write_run_files(files: dict[str, bytes], out_dir: str | os.PathLike[str]) ->
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").unlink(missing_ok=True)
     for name in sorted(files, key=lambda n: n == "result.json"):
-        _write_bytes(out / name, files[name])
+        write_atomic(out / name, files[name])
     (out / "error.txt").unlink(missing_ok=True)
     for stale in out.glob(".*.tmp"):  # left by a writer killed mid-file (its pid no longer runs)
         pid = stale.name.rsplit(".", 2)[-2]

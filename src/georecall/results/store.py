@@ -20,6 +20,7 @@ Table ``runs``::
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sqlite3
@@ -162,15 +163,14 @@ class ResultStore:
             wanted = set(hashes)
             table = [r for r in self.table(None, status=None) if r["hash"] in wanted]
         columns = sorted({k for row in table for k in row})
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for row in table:
-                writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
-        os.replace(tmp, path)
-        return path
+        from georecall.results.atomic import write_atomic
+
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        for row in table:
+            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+        return write_atomic(path, text.getvalue())
 
     def export_parquet(self, path: str | os.PathLike[str], experiment: str | None = None) -> Path:
         """Write :meth:`table` as parquet; needs pandas and pyarrow (``pip install 'georecall[analysis]'``)."""

@@ -7,6 +7,7 @@ caller's.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from georecall.results.atomic import write_atomic
 from georecall.theory.bound import (
     _as_int,
     construction_cost,
@@ -32,14 +34,9 @@ def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, li
 
 def _save(fig: Figure, path: str | os.PathLike | None) -> None:
     if path is not None:  # through a temporary file renamed into place: a reader never sees half a figure
-        tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
-        try:
-            fig.savefig(tmp, format="png", dpi=120)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120)
+        write_atomic(path, buf.getvalue())
 
 
 def _positive(values: Sequence[float]) -> list[float]:

@@ -75,10 +75,10 @@ class WorkerLost(Exception):  # noqa: N818 (an event the sweep handles, not an e
 def folder_token(out: Path) -> str:
     """Write a fresh token into ``out`` (:data:`TOKEN_FILE`) and return it; a worker that reads it back sees
     the folder and writes run directories there itself."""
+    from georecall.results.atomic import write_atomic
+
     token = secrets.token_hex(8)
-    tmp = out / f"{TOKEN_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(token)
-    os.replace(tmp, out / TOKEN_FILE)
+    write_atomic(out / TOKEN_FILE, token)
     return token
 
 

@@ -31,6 +31,7 @@ import torch
 
 from georecall.config import RunConfig, apply_overrides, config_hash, run_config_from_dict
 from georecall.results import TrainResult, TrainRun, is_complete
+from georecall.results.atomic import write_atomic
 from georecall.results.store import STORE_NAME, ResultStore
 from georecall.tasks import context_length, resolve_query_count
 from georecall.training.loop import resolve_device, train
@@ -353,9 +354,7 @@ def _record_failure(store: ResultStore, out: Path, experiment: str, members: Seq
     for m in members:
         rel = run_dir_for(m, experiment)
         (out / rel).mkdir(parents=True, exist_ok=True)
-        tmp = out / rel / f".error.txt.{os.getpid()}.tmp"
-        tmp.write_text(detail)
-        os.replace(tmp, out / rel / "error.txt")
+        write_atomic(out / rel / "error.txt", detail)
         store.put(hash=m.config_hash(), experiment=experiment, status="failed", config=m.to_dict(),
                   error=message, run_dir=rel)
         counts["failed"] += 1
