@@ -67,6 +67,11 @@ class Outcome:
     message: str = ""
     detail: str = ""
 
+    @classmethod
+    def failed(cls, err: BaseException) -> Outcome:
+        """The outcome of a task that raised ``err`` (being handled): its one-line message and its traceback."""
+        return cls(rows=None, message=f"{type(err).__name__}: {err}".replace("\n", " "), detail=traceback.format_exc())
+
 
 class WorkerLost(Exception):  # noqa: N818 (an event the sweep handles, not an error it raises)
     """The worker or node running a task died (killed, out of memory, node lost); the sweep retries the task."""
@@ -129,14 +134,10 @@ def execute(task: Task, trainer: Callable[..., Any] | None = None) -> Outcome:
                 files[rel] = run_files(piece)
             rows.append((piece.config, rel, dataclasses.asdict(piece.result), piece.result.wall_time_s))
         return Outcome(rows=rows, files=files)
-    except OSError as err:
+    except Exception as err:  # a failing ensemble must not stop the sweep; KeyboardInterrupt does
         if is_disk_full(err):  # every later run would fail the same way: the sweep stops (what is written stays)
             raise
-        return Outcome(rows=None, message=f"{type(err).__name__}: {err}".replace("\n", " "),
-                       detail=traceback.format_exc())
-    except Exception as err:  # a failing ensemble must not stop the sweep; KeyboardInterrupt does
-        return Outcome(rows=None, message=f"{type(err).__name__}: {err}".replace("\n", " "),
-                       detail=traceback.format_exc())
+        return Outcome.failed(err)
 
 
 class Executor(ABC):
@@ -346,8 +347,7 @@ class RayExecutor(Executor):
                 except ray.exceptions.RayError as err:  # e.g. the task could not be unpickled on the node
                     if is_disk_full(err):  # raised in the task; Ray's error is also the task's OSError
                         raise
-                    outcome = Outcome(rows=None, message=f"{type(err).__name__}: {err}".replace("\n", " "),
-                                      detail=traceback.format_exc())
+                    outcome = Outcome.failed(err)
                 yield refs[ref], outcome
         except BaseException:
             for ref in pending:

@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import os
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from georecall.config import RunConfig, apply_overrides, config_hash, run_config_from_dict
-from georecall.results import TrainResult, TrainRun, is_complete
+from georecall.results import TrainResult, TrainRun, is_complete, write_run_files
 from georecall.results.atomic import write_atomic
 from georecall.results.store import STORE_NAME, ResultStore
 from georecall.tasks import context_length, resolve_query_count
@@ -226,7 +225,15 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
     this process. A run's result does not depend on where it trained: the same seed gives bitwise-identical
     weights on the CPU in any executor.
     """
-    from georecall.training.executors import InProcess, ProcessPool, RayExecutor, Task, WorkerLost, folder_token
+    from georecall.training.executors import (
+        InProcess,
+        Outcome,
+        ProcessPool,
+        RayExecutor,
+        Task,
+        WorkerLost,
+        folder_token,
+    )
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -276,8 +283,6 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
                 _record_failure(store, out, experiment, single_runs(task.group), outcome.message, outcome.detail,
                                 counts)
             else:
-                from georecall.results import write_run_files
-
                 for rel, files in outcome.files.items():  # from a worker that did not see the output folder
                     write_run_files(files, out / rel)
                 for cfg, rel, result, wall in outcome.rows:
@@ -294,8 +299,8 @@ def run_sweep(runs: Iterable[RunConfig], out_dir: str | os.PathLike[str], *, exp
                 try:
                     states = None if g.init_from is None else source_states(store, out, g.init_from)
                 except Exception as err:  # a missing source: these runs fail now and are tried again next time
-                    _record_failure(store, out, experiment, single_runs(g), f"{type(err).__name__}: {err}",
-                                    traceback.format_exc(), counts)
+                    failed = Outcome.failed(err)
+                    _record_failure(store, out, experiment, single_runs(g), failed.message, failed.detail, counts)
                     tick()
                     continue
                 tasks.append(Task(group=g, out=str(out), experiment=experiment, token=token, init_states=states))
