@@ -217,7 +217,8 @@ def train(n_subjects: int | None, n_relations: int | None, hops: int | None, cot
 
         resolve_query_count(config.task)  # refuse an oversized query set before any work
         resolve_device(config.train.device)
-        from georecall.training.memory import check_fits, train_bytes
+        from georecall.machine import check_fits
+        from georecall.training.memory import train_bytes
 
         check_fits(train_bytes(config), "this training")  # refuse a huge size with its estimate, before allocating
     except ValueError as err:
@@ -551,27 +552,6 @@ _CONSTRUCTION_NAMES = ["selector", "selector-mlp3", "attention-only", "disjoint"
                        "readout-only"]
 
 
-def _check_construction_size(name: str, n_subjects: int, n_relations: int, hops: int | None, itemsize: int,
-                             n_queries: int | None = None) -> None:
-    """Refuse, with the estimate, a construction whose weights alone, or whose scoring (its query set and
-    activations, which grow with the hops), would not fit in memory (before building).
-
-    The closed-form count of :func:`~georecall.theory.construction_cost`.
-    """
-    from georecall.theory import construction_cost
-    from georecall.training.memory import check_fits
-
-    k = hops if hops is not None else (2 if name.startswith("meet-in-middle") else 1)
-    try:
-        cost = construction_cost(name, n_subjects, n_relations, k)
-    except (ValueError, KeyError):
-        return  # not costed in closed form (or a bad size, which the builder reports)
-    check_fits(cost.total * itemsize, f"construction {name} at N={n_subjects}, K={n_relations}, k={k}")
-    from georecall.constructions.registry import check_construction_scoring
-
-    check_construction_scoring(name, n_subjects, n_relations, k, n_queries=n_queries, itemsize=itemsize)
-
-
 @cli.command()
 @click.argument("name", type=click.Choice(_CONSTRUCTION_NAMES))
 @click.option("--n-subjects", type=int, required=True, help="N, subjects.")
@@ -597,11 +577,13 @@ def construct(name: str, n_subjects: int, n_relations: int, hops: int | None, se
     import torch
 
     from georecall.constructions import build_construction, score_construction
+    from georecall.constructions.registry import check_construction_fits
     from georecall.training import resolve_device
 
     try:
         resolve_device(device)
-        _check_construction_size(name, n_subjects, n_relations, hops, getattr(torch, dtype).itemsize, n_queries)
+        check_construction_fits(name, n_subjects, n_relations, hops, itemsize=getattr(torch, dtype).itemsize,
+                                n_queries=n_queries)
         t0 = time.perf_counter()
         c = build_construction(name, n_subjects, n_relations, hops, seed=seed, dtype=getattr(torch, dtype))
         score = score_construction(c, n_queries=n_queries, device=device)

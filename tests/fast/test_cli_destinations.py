@@ -124,7 +124,8 @@ def test_a_huge_size_is_refused_with_its_estimate_before_allocating(args, capsys
 
 def test_the_memory_estimate_grows_with_the_model_and_fits_a_small_one():
     from georecall.config import ModelConfig, RunConfig, TaskConfig
-    from georecall.training.memory import check_fits, model_params, train_bytes
+    from georecall.machine import check_fits
+    from georecall.training.memory import model_params, train_bytes
 
     small = RunConfig(task=TaskConfig(n_subjects=16, n_relations=2), model=ModelConfig(d_model=8, d_mlp=32))
     wide = RunConfig(task=small.task, model=ModelConfig(d_model=16, d_mlp=64))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import georecall.constructions
-import georecall.training.memory
+import georecall.machine
 from georecall.cli import main
 from georecall.config import TaskConfig
 from georecall.constructions import CONSTRUCTIONS, build_construction, score_construction
@@ -65,7 +65,7 @@ def test_a_set_that_does_not_fit_is_refused_with_the_estimate_and_the_limit():
 
 def test_score_construction_refuses_before_making_the_queries(monkeypatch):
     c = build_construction("kv-memory", 8, 2, 40)
-    monkeypatch.setattr(georecall.training.memory, "available_bytes", lambda: 64 << 20)
+    monkeypatch.setattr(georecall.machine, "available_bytes", lambda: 64 << 20)
     monkeypatch.setattr(cbase, "make_queries", _no_build)
     with pytest.raises(ValueError, match=r"more than this machine has \(64.0 MB\)"):
         score_construction(c)
@@ -73,7 +73,7 @@ def test_score_construction_refuses_before_making_the_queries(monkeypatch):
 
 @pytest.mark.parametrize("hops", ["2000", "1000"])
 def test_cli_refuses_long_chains_in_one_line_quickly_without_building(hops, monkeypatch, capsys):
-    monkeypatch.setattr(georecall.training.memory, "available_bytes", lambda: 16 * GIB)  # any machine the same
+    monkeypatch.setattr(georecall.machine, "available_bytes", lambda: 16 * GIB)  # any machine the same
     monkeypatch.setattr(georecall.constructions, "build_construction", _no_build)
     t0 = time.perf_counter()
     assert main(["construct", "kv-memory", "--n-subjects", "8", "--n-relations", "2", "--hops", hops]) == 2

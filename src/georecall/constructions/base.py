@@ -331,7 +331,7 @@ def scoring_memory(task: TaskConfig, *, d_model: int, n_heads: int, mlp_width: i
 def check_scoring_memory(mem: ScoringMemory, what: str, limit: int | None) -> None:
     """Raise ValueError, naming the estimate, its parts, the limit and how many queries would fit, when scoring
     needs more than ``limit`` bytes (None: no limit known)."""
-    from georecall.training.memory import human
+    from georecall.machine import human
 
     if limit is None or mem.total <= limit:
         return
@@ -363,7 +363,7 @@ def score_construction(c: Construction, *, n_queries: int | None = None, chunk: 
     never holds more than 2^25 logits (:class:`_SparseReadout`). A query set and chunk that together would
     not fit in this machine's memory (:func:`scoring_memory`) raise ValueError before anything is allocated.
     """
-    from georecall.training.memory import available_bytes
+    from georecall.machine import available_bytes
 
     dtype = c.model.embed.W_E.dtype
     check_precision(device, dtype)

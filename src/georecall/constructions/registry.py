@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,6 +16,9 @@ from georecall.constructions.multihop import build_kv_memory, build_precompute
 from georecall.constructions.readout import build_meet_in_middle, build_readout_only
 from georecall.constructions.single_hop import build_attention_only, build_selector, build_selector_mlp3
 from georecall.tasks import World, make_world
+
+if TYPE_CHECKING:
+    from georecall.theory.bound import CostResult
 
 
 @dataclass(frozen=True)
@@ -67,14 +71,17 @@ def build_construction(name: str, n_subjects: int, n_relations: int, n_hops: int
 
 
 def construction_scoring_memory(name: str, n_subjects: int, n_relations: int, n_hops: int, *,
-                                n_queries: int | None = None, itemsize: int = 4) -> ScoringMemory:
+                                n_queries: int | None = None, itemsize: int = 4,
+                                cost: CostResult | None = None) -> ScoringMemory:
     """What scoring construction ``name`` on every query (or ``n_queries`` of them) would allocate, from the
-    theory's closed-form sizes (:func:`georecall.theory.construction_cost`), before anything is built.
+    theory's closed-form sizes (:func:`georecall.theory.construction_cost`, or ``cost`` when already computed),
+    before anything is built.
 
     Pure arithmetic. Bad sizes raise ValueError as the cost and the query count do."""
     from georecall.theory import construction_cost
 
-    cost = construction_cost(name, n_subjects, n_relations, n_hops)
+    if cost is None:
+        cost = construction_cost(name, n_subjects, n_relations, n_hops)
     cot = {"cot": "interleaved", "cot-question-first": "question_first"}.get(name, "none")
     task = TaskConfig(n_subjects=n_subjects, n_relations=n_relations, n_hops=n_hops, cot=cot,
                       attributes=CONSTRUCTIONS[name].attributes, n_queries=n_queries)
@@ -87,8 +94,31 @@ def check_construction_scoring(name: str, n_subjects: int, n_relations: int, n_h
                                n_queries: int | None = None, itemsize: int = 4, limit: int | None = None) -> None:
     """Refuse (ValueError naming the estimate, the limit and how many queries would fit) to score a construction
     whose queries and activations would not fit in ``limit`` bytes (default: this machine's memory)."""
-    from georecall.training.memory import available_bytes
+    from georecall.machine import available_bytes
 
     mem = construction_scoring_memory(name, n_subjects, n_relations, n_hops, n_queries=n_queries, itemsize=itemsize)
     check_scoring_memory(mem, f"{name} at N={n_subjects}, K={n_relations}, k={n_hops}",
                          available_bytes() if limit is None else limit)
+
+
+def check_construction_fits(name: str, n_subjects: int, n_relations: int, n_hops: int | None = None, *,
+                            itemsize: int = 4, n_queries: int | None = None) -> None:
+    """Refuse, before building, a construction whose weights (the theory's closed-form count) or whose scoring
+    (its query set and activations, which grow with the hops) would not fit in this machine's memory:
+    ValueError naming the estimate. ``n_hops`` defaults to the construction's own, as
+    :func:`build_construction` does. A size not costed in closed form, or a bad one (which the builder
+    reports), passes."""
+    from georecall.machine import available_bytes, check_fits
+    from georecall.theory import construction_cost
+
+    k = n_hops if n_hops is not None else (CONSTRUCTIONS[name].hops or 1)
+    try:
+        cost = construction_cost(name, n_subjects, n_relations, k)
+    except (ValueError, KeyError):
+        return
+    what = f"{name} at N={n_subjects}, K={n_relations}, k={k}"
+    cap = available_bytes()
+    check_fits(cost.total * itemsize, f"construction {what}", limit=cap)
+    mem = construction_scoring_memory(name, n_subjects, n_relations, k, n_queries=n_queries, itemsize=itemsize,
+                                      cost=cost)
+    check_scoring_memory(mem, what, cap)

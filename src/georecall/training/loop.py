@@ -242,7 +242,8 @@ def train(config: RunConfig, *, progress: Callable[[Progress], None] | None = No
     (:func:`georecall.training.memory.train_bytes`) exceeds this machine's memory raises ValueError before
     anything is allocated (in a sweep: that ensemble fails with the estimate and the sweep goes on).
     """
-    from georecall.training.memory import check_fits, train_bytes
+    from georecall.machine import check_fits
+    from georecall.training.memory import train_bytes
 
     t0 = time.perf_counter()
     tc, seeds = config.train, config.seeds

@@ -1,9 +1,8 @@
-"""Memory estimates checked before anything is allocated: a huge size is refused with its estimate, not run
-until the machine runs out (pure arithmetic; no tensor is built)."""
+"""Memory estimates of a training, checked before anything is allocated (:func:`georecall.machine.check_fits`):
+a huge size is refused with its estimate, not run until the machine runs out (pure arithmetic; no tensor
+is built)."""
 
 from __future__ import annotations
-
-import os
 
 from georecall.config import RunConfig
 from georecall.tasks import Vocab, context_length, resolve_query_count
@@ -43,31 +42,3 @@ def train_bytes(run: RunConfig) -> int:
               n_attributes=run.task.n_attributes).d_vocab
     logits = members * min(queries, run.train.eval_chunk) * v * 4
     return params + acts + logits
-
-
-def available_bytes() -> int | None:
-    """Physical memory of this machine (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def human(n: float) -> str:
-    """``1.5 GB``-style bytes."""
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1024 or unit == "PB":
-            if unit == "PB" and n >= 1e6:
-                return f"{n:.2g} PB"
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} PB"
-
-
-def check_fits(estimate: int, what: str, *, limit: int | None = None) -> None:
-    """Raise ValueError, with the estimate, when ``estimate`` bytes exceed ``limit`` (default: the machine's
-    physical memory)."""
-    cap = available_bytes() if limit is None else limit
-    if cap is not None and estimate > cap:
-        raise ValueError(f"{what} needs about {human(estimate)} of memory, more than this machine has "
-                         f"({human(cap)}); choose a smaller size")
