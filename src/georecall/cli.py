@@ -28,9 +28,14 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
     def show(self, file: Any = None) -> None:
-        # One line whatever the message quotes (a key or a value from the user's file may hold line breaks).
-        message = " ".join(self.format_message().splitlines())
-        click.echo(f"georecall: error: {message}", err=True)
+        _say_error(self.format_message())
+
+
+def _say_error(message: str) -> int:
+    """Print ``message`` as the one ``georecall: error:`` line on stderr, whatever line breaks it quotes (a key or
+    a value from the user's file may hold some); returns :data:`EXIT_BAD_INPUT`."""
+    click.echo(f"georecall: error: {' '.join(message.splitlines())}", err=True)
+    return EXIT_BAD_INPUT
 
 
 def _parse_seeds(value: str) -> tuple[int, ...]:
@@ -676,8 +681,6 @@ def bound(n_subjects: int, n_relations: int, hops: int, embedding_bits: float, r
               help="Largest k in the cost-vs-hops figure.")
 def theory_figures(out: str, n_subjects: int, n_relations: int, max_hops: int) -> None:
     """Draw the theory's two figures: parameter cost against k, and selector d_model against N."""
-    from pathlib import Path
-
     from georecall.theory.figures import plot_cost_vs_hops, plot_dmodel_vs_n
 
     if max_hops < 1:
@@ -701,8 +704,7 @@ def theory_figures(out: str, n_subjects: int, n_relations: int, max_hops: int) -
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the CLI and turns every user error into one line and exit status 2."""
     if argv is not None and any("\0" in a for a in argv if isinstance(a, str)):  # no OS path or value holds one
-        click.echo("georecall: error: an argument holds a NUL byte", err=True)
-        return EXIT_BAD_INPUT
+        return _say_error("an argument holds a NUL byte")
     try:
         cli.main(args=argv, prog_name="georecall", standalone_mode=False)
     except click.exceptions.Exit as ex:
@@ -711,9 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("georecall: aborted", err=True)
         return 130
     except click.ClickException as ex:  # usage errors and BadInput
-        msg = " ".join(ex.format_message().splitlines())  # one line, whatever line breaks the input carried
-        click.echo(f"georecall: error: {msg}", err=True)
-        return EXIT_BAD_INPUT
+        return _say_error(ex.format_message())
     except Exception as ex:  # a full disk (or quota, or a folder turned read-only) mid-run: say so in one line
         from georecall.training.executors import is_disk_full
 
@@ -721,9 +721,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = getattr(ex, "filename", None)
         detail = ex.strerror if isinstance(ex, OSError) and ex.strerror else str(ex)
-        click.echo(f"georecall: error: {detail}{f' writing {where}' if where else ''}; every run finished before is "
-                   "kept (run the same command again to resume once there is room)", err=True)
-        return EXIT_BAD_INPUT
+        return _say_error(f"{detail}{f' writing {where}' if where else ''}; every run finished before is kept (run "
+                          "the same command again to resume once there is room)")
     return 0
 
 
