@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_answers import one_line_or_success as _one_line_or_success
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,11 +47,7 @@ def test_any_sweep_file_gets_an_answer_not_a_traceback(spec, tmp_path_factory, m
     path = folder / "s.json"
     path.write_text(json.dumps(spec, allow_nan=True))
     code = main(["sweep", str(path), "--out", str(folder / "out"), "--quiet", "--workers", "1"])
-    err = capsys.readouterr().err
-    assert code in (0, 2), (code, err)
-    assert "Traceback" not in err
-    if code == 2:
-        assert len(err.strip().splitlines()) == 1 and err.startswith("georecall: error:")
+    _one_line_or_success(code, capsys.readouterr().err)
 
 
 # Sizes bounded to +-1000 here (huge ones are refused by the memory estimate, tested in test_cli_destinations):
@@ -89,15 +86,6 @@ def _answer(argv, capsys):
     code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def _one_line_or_success(code, err):
-    """Exit 0, or exit 2 with exactly one line on stderr, ``georecall: error: ...``; never a traceback, never 1."""
-    assert code in (0, 2), (code, err)
-    assert "Traceback" not in err
-    if code == 2:
-        assert len(err.strip().splitlines()) == 1 and err.startswith("georecall: error:"), err
-    return err
 
 
 def _refused(argv, capsys, *needles):
