@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from store_snapshot import store_snapshot
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from georecall.results import write_run_files
@@ -45,18 +45,6 @@ class Scripted(Executor):
                 yield task, execute(task)
 
 
-def _snapshot(out):
-    """Per run hash: status, the result without its wall time, and the weights."""
-    with ResultStore(out / "results.sqlite") as store:
-        rows = store.rows(status=None)
-    snap = {}
-    for r in rows:
-        result = {k: v for k, v in (r["result"] or {}).items() if k != "wall_time_s"}
-        weights = load_file(str(out / r["run_dir"] / "model.safetensors")) if r["status"] == "done" else {}
-        snap[r["hash"]] = (r["status"], result, weights)
-    return snap
-
-
 def _same(a, b):
     assert a.keys() == b.keys()
     for h in a:
@@ -68,21 +56,21 @@ def _same(a, b):
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
     assert run_sweep(RUNS, out, experiment="e").trained == 4
-    return _snapshot(out)
+    return store_snapshot(out)
 
 
 def test_a_lost_worker_is_retried_and_its_runs_land_once(tmp_path, reference):
     ex = Scripted(lose=1)
     rep = run_sweep(RUNS, tmp_path, experiment="e", executor=ex)
     assert (rep.trained, rep.failed, rep.retried, ex.calls) == (4, 0, 2, 4)
-    _same(_snapshot(tmp_path), reference)
+    _same(store_snapshot(tmp_path), reference)
 
 
 def test_a_lost_worker_that_had_finished_is_adopted_not_retrained(tmp_path, reference):
     ex = Scripted(lose=1, after=True)
     rep = run_sweep(RUNS, tmp_path, experiment="e", executor=ex)
     assert (rep.trained, rep.failed, rep.retried, ex.calls) == (4, 0, 0, 2)
-    _same(_snapshot(tmp_path), reference)
+    _same(store_snapshot(tmp_path), reference)
 
 
 def test_a_worker_lost_beyond_the_retries_fails_its_runs_and_the_next_invocation_trains_them(tmp_path, reference):
@@ -93,7 +81,7 @@ def test_a_worker_lost_beyond_the_retries_fails_its_runs_and_the_next_invocation
     assert errors == {"worker lost 3 times: node died (scripted)"}
     again = run_sweep(RUNS, tmp_path, experiment="e")
     assert (again.skipped, again.trained) == (0, 4)
-    _same(_snapshot(tmp_path), reference)
+    _same(store_snapshot(tmp_path), reference)
     with pytest.raises(ValueError, match="retries"):
         run_sweep(RUNS, tmp_path, experiment="e", retries=-1)
 
@@ -106,7 +94,7 @@ def test_a_worker_that_cannot_see_the_output_folder_sends_the_files_back(tmp_pat
     assert all(list(files)[-1] == "result.json" for files in outcome.files.values())
     rep = run_sweep(RUNS, tmp_path / "sweep", experiment="e", executor=Scripted(token="wrong"))
     assert rep.trained == 4
-    _same(_snapshot(tmp_path / "sweep"), reference)
+    _same(store_snapshot(tmp_path / "sweep"), reference)
 
 
 def test_a_training_error_is_an_outcome_not_an_exception(tmp_path):

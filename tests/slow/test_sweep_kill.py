@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from store_snapshot import store_snapshot
 
 from georecall.results.store import ResultStore
 
@@ -45,10 +45,8 @@ def _done(out: Path) -> int:
 
 def _snapshot(out: Path):
     with ResultStore(out / "results.sqlite") as store:
-        rows = store.rows(status=None)
         assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    return {r["hash"]: (r["status"], {k: v for k, v in r["result"].items() if k != "wall_time_s"},
-                        load_file(str(out / r["run_dir"] / "model.safetensors"))) for r in rows}
+    return store_snapshot(out)
 
 
 @pytest.mark.slow

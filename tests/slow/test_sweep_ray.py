@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from store_snapshot import store_snapshot
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.results.store import ResultStore
 from georecall.training.sweep import expand_grid, run_sweep
 
 ray = pytest.importorskip("ray")
@@ -55,13 +54,6 @@ def _wait(predicate, timeout, what):
 def _raylet_of(node: subprocess.Popen):
     kids = [(p, " ".join(p.cmdline())) for p in psutil.Process(node.pid).children(recursive=True)]
     return next(p for p, cmd in kids if "raylet" in cmd and "--raylet_socket_name" in cmd)
-
-
-def _snapshot(out):
-    with ResultStore(out / "results.sqlite") as store:
-        rows = store.rows(status=None)
-    return {r["hash"]: (r["status"], {k: v for k, v in r["result"].items() if k != "wall_time_s"},
-                        load_file(str(out / r["run_dir"] / "model.safetensors"))) for r in rows}
 
 
 @pytest.fixture
@@ -141,7 +133,7 @@ def test_a_sweep_on_a_ray_cluster_survives_its_worker_node_dying(tmp_path, clust
     assert report.retried >= 1  # the ensemble on the dead node was submitted again
     assert not ray.is_initialized()  # the executor closed its connection; the cluster is not ours to stop
 
-    a, b = _snapshot(tmp_path / "local"), _snapshot(tmp_path / "ray")
+    a, b = store_snapshot(tmp_path / "local"), store_snapshot(tmp_path / "ray")
     assert a.keys() == b.keys() and len(b) == 12  # every run, once (the store is keyed by run)
     for h in a:
         assert b[h][0] == "done" and a[h][1] == b[h][1]
@@ -168,5 +160,5 @@ def test_the_ray_executor_starts_and_stops_a_local_instance(tmp_path, monkeypatc
     assert report.trained == 2 and not ray.is_initialized()
     here = run_sweep([dataclasses.replace(r) for r in runs], tmp_path / "here", experiment="r")
     assert here.trained == 2
-    a, b = _snapshot(tmp_path / "out"), _snapshot(tmp_path / "here")
+    a, b = store_snapshot(tmp_path / "out"), store_snapshot(tmp_path / "here")
     assert a.keys() == b.keys() and all(a[h][1] == b[h][1] for h in a)

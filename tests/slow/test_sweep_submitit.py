@@ -8,20 +8,12 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from store_snapshot import store_snapshot
 
 from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from georecall.results.store import ResultStore
 from georecall.training.sweep import expand_grid, run_sweep
 
 submitit = pytest.importorskip("submitit")
-
-
-def _snapshot(out):
-    with ResultStore(out / "results.sqlite") as store:
-        rows = store.rows(status=None)
-    return {r["hash"]: (r["status"], {k: v for k, v in r["result"].items() if k != "wall_time_s"},
-                        load_file(str(out / r["run_dir"] / "model.safetensors"))) for r in rows}
 
 
 @pytest.mark.slow
@@ -56,7 +48,7 @@ def test_a_killed_submitit_job_is_submitted_again_and_lands_once(tmp_path, monke
                        executor=SubmititExecutor(tmp_path / "submitit", cluster="local"))
     assert killed and len(submitted) == 3  # two ensembles, one of them twice
     assert (report.trained, report.failed, report.retried) == (4, 0, 1)
-    a, b = _snapshot(tmp_path / "here"), _snapshot(tmp_path / "jobs")
+    a, b = store_snapshot(tmp_path / "here"), store_snapshot(tmp_path / "jobs")
     assert a.keys() == b.keys() and len(a) == 4
     for h in a:
         assert b[h][0] == "done" and a[h][1] == b[h][1]
