@@ -5,9 +5,7 @@ CI runs this file (``.ci/run``): the smoke reproduction takes well under a minut
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from killing import kill_and_reap
 from pagecheck import BROWSER_MISSING, Page, check_self_contained, colour_mask, embedded_pngs, find_browser, screenshot
 
 from georecall.experiments import EXPERIMENTS
@@ -32,7 +31,8 @@ _TIMING_SUFFIX, _TIMING_KEYS = "_s", {"sweep"}
 def _reproduce(out: Path, *, kill_after: float | None = None) -> float:
     """Run the smoke reproduction into ``out`` as a subprocess; SIGKILL it after ``kill_after`` s if given."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([*CMD, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*CMD, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     if kill_after is None:
         stdout, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr
@@ -40,8 +40,8 @@ def _reproduce(out: Path, *, kill_after: float | None = None) -> float:
     try:
         proc.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
+        pass
+    kill_and_reap(proc)  # its worker processes must die with it
     return time.perf_counter() - t0
 
 

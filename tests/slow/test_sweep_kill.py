@@ -1,9 +1,7 @@
 """`georecall sweep` killed with SIGKILL at five random moments, resumed each time: the final store equals an
 uninterrupted sweep's, every run in it once, no half-written run taken for finished (slow: real processes)."""
 
-import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from killing import kill_and_reap
 from store_snapshot import store_snapshot
 
 from georecall.results.store import ResultStore
@@ -28,7 +27,7 @@ N_RUNS = 24
 def _sweep(spec: Path, out: Path) -> subprocess.Popen:
     exe = str(Path(sys.executable).with_name("georecall"))
     return subprocess.Popen([exe, "sweep", str(spec), "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def _done(out: Path) -> int:
@@ -69,8 +68,7 @@ def test_a_sweep_killed_at_five_random_moments_ends_with_the_uninterrupted_resul
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)  # the sweep's worker processes die with it (PR_SET_PDEATHSIG)
-            proc.wait()
+            kill_and_reap(proc)  # the sweep's worker processes must die with it
             hits.append(_done(out))
     assert sum(0 < n < N_RUNS for n in hits) >= 4, f"the kills did not land mid-sweep: {hits}"
     last = _sweep(spec, out)

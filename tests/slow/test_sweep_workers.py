@@ -86,3 +86,34 @@ def test_a_killed_worker_process_is_replaced_and_its_ensembles_land_once(tmp_pat
             wa = load_file(str(tmp_path / "here" / r["run_dir"] / "model.safetensors"))
             wb = load_file(str(tmp_path / "pool" / rows_b[h]["run_dir"] / "model.safetensors"))
             assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+_PARENT = """\
+import os, sys, time
+from georecall.training.executors import worker_pool
+if __name__ == "__main__":
+    pool = worker_pool(2)
+    pool.submit(os.getpid)  # starts the workers: seconds of imports before their set-up runs
+    time.sleep(float(sys.argv[1]))
+    os.kill(os.getpid(), 9)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.1, 0.4, 0.8, 1.5, 3.0])
+def test_workers_die_with_a_parent_killed_at_any_moment_of_their_start(tmp_path, delay):
+    """A parent SIGKILLed while its workers are still importing (before they can ask to die with it) or after:
+    no worker lives on. One that did held the pool's queues and the parent's stdout, and waited forever (a
+    killed `reproduce` once hung CI this way)."""
+    import subprocess
+    import sys
+
+    from killing import kill_and_reap
+
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    proc = subprocess.Popen([sys.executable, str(script), str(delay)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc.wait(timeout=60)
+    assert proc.returncode == -9
+    kill_and_reap(proc, grace=20)

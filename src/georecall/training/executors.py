@@ -180,17 +180,26 @@ class InProcess(Executor):
 _POOL: tuple[Any, int, int] | None = None  # (executor, workers, torch threads), reused across sweeps
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int) -> None:
+    """Set up a pool worker of the process ``parent``; exit at once if that process has already died.
+
+    A worker killed with its parent must not live on: it would hold the pool's queues (each spawned
+    worker holds both ends, so it never sees end-of-file) and the parent's stdout, and wait forever.
+    """
     import signal
 
-    torch.set_num_threads(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     try:  # Linux: die with the parent (a sweep killed with SIGKILL must not leave workers writing run directories)
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    # The signal covers only a parent that dies from now on; one killed while this worker was starting
+    # (seconds of imports) has already left it to another parent.
+    if os.getppid() != parent:
+        os._exit(1)
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
 
 
 def worker_pool(workers: int) -> Any:
@@ -208,7 +217,7 @@ def worker_pool(workers: int) -> Any:
         return _POOL[0]
     shutdown_pool()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads,))
+                               initargs=(threads, os.getpid()))
     _POOL = (pool, workers, threads)
     return pool
 
