@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from georecall import __version__
-from georecall.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, apply_overrides
+from georecall.config import MAX_HOPS, ModelConfig, RunConfig, TaskConfig, TrainConfig, apply_overrides
 from georecall.experiments import EXPERIMENTS  # a dict of names only: imports nothing heavy
 
 EXIT_BAD_INPUT = 2
@@ -547,10 +547,6 @@ def plot_cmd(experiment: str, scale: str, out: str | None) -> None:
     for f in figures:
         click.echo(f"figure: {f}")
 
-
-#: The longest chain construct, bound and theory-figures take: K^k beyond it leaves floating point (K >= 2),
-#: and an unbounded k would make the closed-form counts themselves take unbounded time.
-MAX_HOPS = 1000
 
 _CONSTRUCTION_NAMES = ["selector", "selector-mlp3", "attention-only", "disjoint", "disjoint-mlp", "kv-memory",
                        "precompute", "cot", "cot-question-first", "meet-in-middle", "meet-in-middle-tied",

@@ -24,6 +24,9 @@ CotLoss = Literal["chain", "final"]
 
 #: Default cap on the number of queries materialised at once (tokens + targets stay well under 1 GB).
 DEFAULT_MAX_QUERIES = 1 << 21
+#: The longest chain georecall takes (trained, constructed or bounded): K^k beyond it leaves floating point
+#: (K >= 2), and an unbounded k would make exact counts such as N*K^k themselves take unbounded time.
+MAX_HOPS = 1000
 
 
 def _check(cond: bool, message: str) -> None:
@@ -53,7 +56,7 @@ class TaskConfig:
     def __post_init__(self) -> None:
         _check(self.n_subjects >= 2, f"n_subjects must be >= 2, got {self.n_subjects}")
         _check(self.n_relations >= 1, f"n_relations must be >= 1, got {self.n_relations}")
-        _check(self.n_hops >= 1, f"n_hops must be >= 1, got {self.n_hops}")
+        _check(1 <= self.n_hops <= MAX_HOPS, f"n_hops must be in [1, {MAX_HOPS}], got {self.n_hops}")
         _check(self.cot in typing.get_args(CotFormat), f"cot must be one of {typing.get_args(CotFormat)}, "
                f"got {self.cot!r}")
         _check(self.attributes in typing.get_args(AttributeKind),

@@ -15,7 +15,9 @@ BAD = [
     (["--n-relations", "0"], "n_relations must be >= 1"),
     (["--d-model", "0"], "d_model must be >= 1"),
     (["--d-model", "30", "--n-heads", "4"], "divisible by n_heads"),
-    (["--hops", "0"], "n_hops must be >= 1"),
+    (["--hops", "0"], "n_hops must be in [1, 1000]"),
+    # Refused before N*K^k is counted: 2**(10**20) as an exact integer never finished (found by fuzzing).
+    (["--hops", "100000000000000000000", "--n-relations", "2"], "n_hops must be in [1, 1000]"),
     (["--hops", "12", "--n-relations", "8", "--set", "task.n_queries=100000000"], "over the memory limit"),
     (["--device", "tpu"], "unknown device"),
     (["--set", "model.d_mlp"], "malformed --set"),

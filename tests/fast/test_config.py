@@ -35,7 +35,8 @@ def test_round_trip_and_stable_hash():
     [
         (lambda: TaskConfig(n_subjects=1), "n_subjects must be >= 2"),
         (lambda: TaskConfig(n_relations=0), "n_relations must be >= 1"),
-        (lambda: TaskConfig(n_hops=0), "n_hops must be >= 1"),
+        (lambda: TaskConfig(n_hops=0), r"n_hops must be in \[1, 1000\], got 0"),
+        (lambda: TaskConfig(n_hops=10**20), r"n_hops must be in \[1, 1000\], got 10+"),
         (lambda: TaskConfig(attributes="disjoint", n_hops=2), "single-hop"),
         (lambda: TaskConfig(attributes="disjoint", n_attributes=7), "bijective"),
         (lambda: ModelConfig(d_model=0), "d_model must be >= 1"),
