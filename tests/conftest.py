@@ -6,6 +6,14 @@ import sys
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests draw the same examples on every run ("ci", the default), so a change that passes once
+# passes in CI too; their properties are still checked on every example drawn. A random campaign that
+# explores new inputs: --hypothesis-profile explore (and --hypothesis-seed to replay what it found).
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Shared helpers that are not tests (tests/pagecheck.py) import from this folder.
 sys.path.insert(0, os.path.dirname(__file__))

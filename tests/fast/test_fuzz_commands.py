@@ -54,8 +54,9 @@ def test_any_train_options_get_an_answer_not_a_traceback(args, capsys, monkeypat
         return real(dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, max_queries=64),
                                         train=dataclasses.replace(cfg.train, steps=0)), **kw)
 
-    monkeypatch.setattr(training, "train", no_steps)
-    code = main(args)
+    with monkeypatch.context() as patch:  # undone after each example (else each wraps the one before)
+        patch.setattr(training, "train", no_steps)
+        code = main(args)
     _check(code, capsys.readouterr().err)
 
 

@@ -69,9 +69,10 @@ def test_any_set_override_of_train_gets_an_answer_not_a_traceback(key, value, ca
     def no_steps(cfg, **kw):  # a valid override trains zero steps: the answer is what is checked
         return real(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=0)), **kw)
 
-    monkeypatch.setattr(training, "train", no_steps)
-    code = main(["train", "--steps", "0", "--quiet", "--n-subjects", "4", "--n-relations", "1", "--d-model", "4",
-                 "--set", f"{key}={value}"])
+    with monkeypatch.context() as patch:  # undone after each example (else each wraps the one before)
+        patch.setattr(training, "train", no_steps)
+        code = main(["train", "--steps", "0", "--quiet", "--n-subjects", "4", "--n-relations", "1", "--d-model", "4",
+                     "--set", f"{key}={value}"])
     err = capsys.readouterr().err
     assert code in (0, 2), (code, err)
     assert "Traceback" not in err
